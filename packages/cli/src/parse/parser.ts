@@ -1,0 +1,87 @@
+import { ErrorCode, ParseError } from "@stasis/runtime";
+import type { CommandSpec, FlagSpec } from "./schema.js";
+
+export interface ParsedCommand {
+  command: CommandSpec;
+  positionals: string[];
+  /** Flag name → values (booleans hold one "true"). */
+  flags: Map<string, string[]>;
+  /** Everything after `--`. */
+  guestArgv: string[];
+}
+
+function findFlag(spec: CommandSpec, token: string): FlagSpec | undefined {
+  if (token.startsWith("--")) {
+    const name = token.slice(2);
+    return spec.flags.find((f) => f.name === name || f.aliases?.includes(name));
+  }
+  const short = token.slice(1);
+  return spec.flags.find((f) => f.short === short);
+}
+
+/** Parses the arguments that follow the command name. */
+export function parseCommand(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
+  const flags = new Map<string, string[]>();
+  const positionals: string[] = [];
+  let guestArgv: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === "--") {
+      if (!spec.guestArgv) {
+        throw new ParseError(ErrorCode.PARSE_FLAG_UNKNOWN, `\`stasis ${spec.name}\` takes no guest command after --`);
+      }
+      guestArgv = argv.slice(i + 1);
+      break;
+    }
+    if (token.startsWith("-") && token !== "-") {
+      const eq = token.startsWith("--") ? token.indexOf("=") : -1;
+      const name = eq > 0 ? token.slice(0, eq) : token;
+      const flag = findFlag(spec, name);
+      if (!flag) {
+        throw new ParseError(ErrorCode.PARSE_FLAG_UNKNOWN, `unknown flag ${name} for \`stasis ${spec.name}\` (see \`stasis ${spec.name} --help\`)`);
+      }
+      let value = "true";
+      if (flag.value !== undefined) {
+        if (eq > 0) value = token.slice(eq + 1);
+        else if (i + 1 < argv.length && argv[i + 1] !== "--") value = argv[++i]!;
+        else throw new ParseError(ErrorCode.PARSE_FLAG_MISSING_VALUE, `--${flag.name} needs a value: --${flag.name} <${flag.value}>`);
+      } else if (eq > 0) {
+        throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `--${flag.name} takes no value`);
+      }
+      const seen = flags.get(flag.name);
+      if (seen && !flag.repeatable) {
+        throw new ParseError(ErrorCode.PARSE_FLAG_DUPLICATE, `--${flag.name} may be given only once`);
+      }
+      flags.set(flag.name, [...(seen ?? []), value]);
+      continue;
+    }
+    if (positionals.length >= spec.positionals.length) {
+      throw new ParseError(
+        ErrorCode.PARSE_FLAG_UNKNOWN,
+        `unexpected argument ${JSON.stringify(token)}: put the guest command after \`--\`, e.g. stasis ${spec.name} -- ${token}`,
+      );
+    }
+    positionals.push(token);
+  }
+  return { command: spec, positionals, flags, guestArgv };
+}
+
+/** `KEY=VALUE` pairs from a repeatable flag. */
+export function keyValues(flag: string, values: readonly string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq <= 0) throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `--${flag} ${v}: expected KEY=VALUE`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+/** A decimal integer flag value (no units, no signs). */
+export function integer(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `--${flag} ${value}: expected a whole number${flag === "memory" ? " of MiB, without a unit" : ""}`);
+  }
+  return Number(value);
+}

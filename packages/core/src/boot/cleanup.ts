@@ -1,0 +1,39 @@
+/**
+ * Last-resort cleanup for this process's VMs: if Node exits while VMs are
+ * running (an uncaught error, process.exit), kill them and remove their
+ * per-boot files synchronously. Signal deaths are covered by pdeathsig on
+ * the VMM side; the CLI turns SIGINT/SIGTERM into an orderly stop.
+ */
+import { rmSync } from "node:fs";
+
+interface Live {
+  pid: number;
+  dir: string;
+}
+
+const live = new Map<number, Live>();
+let hooked = false;
+
+function onExit(): void {
+  for (const vm of live.values()) {
+    try {
+      process.kill(vm.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+    rmSync(vm.dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+
+export function trackVm(pid: number, dir: string): void {
+  if (!hooked) {
+    process.on("exit", onExit);
+    hooked = true;
+  }
+  live.set(pid, { pid, dir });
+}
+
+export function untrackVm(pid: number): void {
+  live.delete(pid);
+}

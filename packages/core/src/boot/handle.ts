@@ -1,0 +1,210 @@
+/** The handle boot() returns for one running VMM process. */
+import type { ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import type { Readable, Writable } from "node:stream";
+import { BootError, ErrorCode } from "../errors/index.js";
+import { TailBuffer } from "../util/tail-buffer.js";
+import { untrackVm } from "./cleanup.js";
+import type { VmmReport } from "./vmm-report.js";
+import { ReportReader } from "./vmm-report.js";
+
+export interface VmExit {
+  /** The guest command's exit status (128 + n when signal n killed the VMM). */
+  code: number;
+  /** The signal that killed the VMM process, if one did. */
+  signal: NodeJS.Signals | null;
+  /** What the VMM reported: boot milestones, exit reason, its own counters. */
+  report: VmmReport;
+}
+
+export interface VmHandle {
+  readonly pid: number;
+  readonly stdin: Writable;
+  /** The guest command's stdout. */
+  readonly stdout: Readable;
+  /** The guest console: kernel messages, /init diagnostics, the command's stderr. */
+  readonly stderr: Readable;
+  /** Resolves when the VMM exits; rejects with BOOT_TIMEOUT / BOOT_VMM_FAILED. */
+  wait(): Promise<VmExit>;
+  /** Asks the VMM to shut down; SIGKILLs it after `graceMs` (default 2 s). Resolves when it is gone. */
+  stop(opts?: { graceMs?: number }): Promise<void>;
+  /** SIGKILL; resolves when the process is really gone. */
+  kill(): Promise<void>;
+  /** The last ~1 MiB of stdout / console output. */
+  output(): Promise<string>;
+  errorOutput(): Promise<string>;
+}
+
+export interface HandleParts {
+  child: ChildProcess & { pid: number };
+  reportStream: Readable;
+  runDir: string;
+  controlSocket: string;
+  timeoutMs: number | null;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  onConsole?: (chunk: Buffer) => void;
+  onExit?: (report: VmmReport, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return os.constants.signals[signal] ?? 0;
+}
+
+export class VmProcessHandle implements VmHandle {
+  readonly pid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  private readonly stdoutTail = new TailBuffer();
+  private readonly stderrTail = new TailBuffer();
+  private readonly reader = new ReportReader();
+  private readonly exited: Promise<VmExit>;
+  private readonly done: Promise<void>;
+  private timer: NodeJS.Timeout | undefined;
+  private timedOut = false;
+  private gone = false;
+
+  constructor(private readonly parts: HandleParts) {
+    const { child } = parts;
+    this.pid = child.pid;
+    this.stdin = child.stdin!;
+    this.stdout = child.stdout!;
+    this.stderr = child.stderr!;
+    this.stdin.on("error", () => {});
+    this.stdout.on("data", (c: Buffer) => {
+      this.stdoutTail.push(c);
+      parts.onStdout?.(c);
+    });
+    this.stderr.on("data", (c: Buffer) => {
+      this.stderrTail.push(c);
+      parts.onStderr?.(c);
+      parts.onConsole?.(c);
+    });
+    parts.reportStream.on("data", (c: Buffer) => this.reader.push(c));
+    parts.reportStream.on("error", () => {});
+
+    const streamsDone = Promise.all(
+      [this.stdout, this.stderr, parts.reportStream].map(
+        (s) => new Promise<void>((resolve) => (s.readableEnded || s.destroyed ? resolve() : s.once("close", () => resolve()))),
+      ),
+    );
+    const processDone = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    this.exited = (async () => {
+      const { code, signal } = await processDone;
+      // Let the last bytes of output and the final report arrive.
+      await Promise.race([streamsDone, new Promise((r) => setTimeout(r, 2000))]);
+      this.reader.end();
+      this.finish();
+      parts.onExit?.(this.reader.report, code, signal);
+      return this.toExit(code, signal);
+    })();
+    this.done = this.exited.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (parts.timeoutMs !== null) {
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        void this.kill();
+      }, parts.timeoutMs);
+      this.timer.unref();
+    }
+  }
+
+  private finish(): void {
+    this.gone = true;
+    if (this.timer) clearTimeout(this.timer);
+    untrackVm(this.pid);
+    rmSync(this.parts.runDir, { recursive: true, force: true });
+  }
+
+  private toExit(code: number | null, signal: NodeJS.Signals | null): VmExit {
+    const report = this.reader.report;
+    if (this.timedOut) {
+      throw new BootError(
+        ErrorCode.BOOT_TIMEOUT,
+        `the VM did not finish within ${this.parts.timeoutMs} ms and was killed; raise timeoutMs or pass null to wait without a deadline`,
+      );
+    }
+    if (report.error || report.exit?.reason === "error") {
+      const detail = report.error ? `${report.error.code}: ${report.error.message}` : "the VMM reported an error";
+      throw new BootError(
+        ErrorCode.BOOT_VMM_FAILED,
+        `the VM failed before its command reported an exit status (${detail}); the console tail is in errorOutput()`,
+      );
+    }
+    if (signal !== null) return { code: 128 + signalNumber(signal), signal, report };
+    if (report.exit?.reason === "guest" && report.exit.status !== undefined) {
+      return { code: report.exit.status, signal: null, report };
+    }
+    if (report.exit === undefined && code !== 0) {
+      throw new BootError(
+        ErrorCode.BOOT_VMM_FAILED,
+        `the VMM exited with status ${code} without reporting why; its stderr tail:\n${this.stderrTail.toString().slice(-2000)}`,
+      );
+    }
+    return { code: code ?? 0, signal: null, report };
+  }
+
+  wait(): Promise<VmExit> {
+    return this.exited;
+  }
+
+  async kill(): Promise<void> {
+    if (!this.gone) {
+      try {
+        process.kill(this.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await this.done;
+  }
+
+  async stop(opts: { graceMs?: number } = {}): Promise<void> {
+    if (this.gone) return this.done;
+    await sendShutdown(this.parts.controlSocket).catch(() => {
+      try {
+        process.kill(this.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    });
+    const grace = setTimeout(() => void this.kill(), opts.graceMs ?? 2000);
+    await this.done;
+    clearTimeout(grace);
+  }
+
+  async output(): Promise<string> {
+    return this.stdoutTail.toString();
+  }
+
+  async errorOutput(): Promise<string> {
+    return this.stderrTail.toString();
+  }
+}
+
+function sendShutdown(socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(socketPath);
+    const t = setTimeout(() => {
+      sock.destroy();
+      reject(new Error("control socket timeout"));
+    }, 1000);
+    sock.on("connect", () => sock.write('{"cmd":"shutdown"}\n'));
+    sock.on("data", () => {
+      clearTimeout(t);
+      sock.end();
+      resolve();
+    });
+    sock.on("error", (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}

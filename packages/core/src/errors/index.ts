@@ -1,0 +1,21 @@
+export { ErrorCode } from "./codes.js";
+export {
+  StasisError,
+  BootError,
+  ExecError,
+  SnapshotError,
+  ProvisionError,
+  RegistryError,
+  FilesError,
+  MountError,
+  SecretsError,
+  WinsizeError,
+  SandboxError,
+  CacheError,
+  GvproxyError,
+  MkinitramfsError,
+  ParseError,
+  isStasisError,
+  formatStasisError,
+  type StasisErrorOptions,
+} from "./errors.js";

@@ -1,0 +1,33 @@
+export * from "./errors/index.js";
+export { boot } from "./boot/boot.js";
+export type { BootOptions } from "./boot/options.js";
+export type { VmHandle, VmExit } from "./boot/handle.js";
+export type { VmmReport, VmmStats, VmmMilestone, VmmExit, VmmFailure } from "./boot/vmm-report.js";
+export { autoSizeMemoryMib, validateMemoryMib } from "./boot/memory.js";
+export { detectKvm, type KvmKind } from "./host/kvm.js";
+export {
+  resolveVmmBinary,
+  resolveKernel,
+  resolveGuestInit,
+  resolveBaseRootfs,
+  resolveMke2fs,
+  resolveMksquashfs,
+  nativePackageName,
+  type NativePackage,
+} from "./native/resolve.js";
+export {
+  ensureRootfsImage,
+  markRootfsImageClean,
+  rootfsImgCacheDir,
+  type EnsureRootfsImageOptions,
+} from "./image/rootfs-cache.js";
+export { readImageConfig, warmImageConfigCache, type ImageConfig } from "./image/image-config.js";
+export { buildCpio, type CpioEntry } from "./initramfs/cpio.js";
+export { buildBootInitramfs, type GuestBootConfig } from "./initramfs/boot-initramfs.js";
+export type { LogEvent, OnLog, ChunkLogEvent, PhaseLogEvent } from "./log/events.js";
+
+import { setNativeLoaderForTests } from "./native/resolve.js";
+import { CONSOLE_TAIL_BYTES } from "./util/tail-buffer.js";
+import { validateMemoryMib } from "./boot/memory.js";
+/** Test hooks; not part of the stable API. */
+export const _internal = { CONSOLE_TAIL_BYTES, validateMemoryMib, setNativeLoaderForTests };

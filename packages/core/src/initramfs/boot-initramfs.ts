@@ -1,0 +1,36 @@
+/**
+ * The tiny per-boot initramfs: our static /init, the boot config it reads,
+ * a console node and /tmp. The root filesystem itself comes from a disk.
+ */
+import { readFileSync } from "node:fs";
+import { ErrorCode, MkinitramfsError } from "../errors/index.js";
+import { buildCpio } from "./cpio.js";
+
+/** /stasis-config.json, as docs/guest-contract.md describes it. */
+export interface GuestBootConfig {
+  cmd: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Root image device (read-only); absent = run inside the initramfs. */
+  root?: string;
+  /** Writable layer device; absent = tmpfs. */
+  upper?: string;
+}
+
+export function buildBootInitramfs(initPath: string, config: GuestBootConfig, bootEpochMs = Date.now()): Buffer {
+  let init: Buffer;
+  try {
+    init = readFileSync(initPath);
+  } catch (cause) {
+    throw new MkinitramfsError(ErrorCode.MKINITRAMFS_INIT_MISSING, `cannot read the guest /init at ${initPath}`, { cause });
+  }
+  return buildCpio([
+    { kind: "file", path: "/init", data: init, mode: 0o755 },
+    { kind: "file", path: "/stasis-config.json", data: Buffer.from(`${JSON.stringify(config)}\n`) },
+    { kind: "dir", path: "/etc" },
+    { kind: "file", path: "/etc/stasis-boot-epoch", data: Buffer.from(`${Math.floor(bootEpochMs / 1000)}\n`) },
+    { kind: "dir", path: "/dev" },
+    { kind: "chardev", path: "/dev/console", major: 5, minor: 1, mode: 0o600 },
+    { kind: "dir", path: "/tmp", mode: 0o1777 },
+  ]);
+}
