@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 10 * 60_000,
     hookTimeout: 10 * 60_000,
     fileParallelism: false,
+    reporters: ["default", "json"],
+    outputFile: { json: "test-results.json" },
   },
 });
