@@ -54,8 +54,8 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
   const cpus = resolveCpus(opts.cpus, kvm);
   const timeoutMs = resolveTimeout(opts.timeoutMs, kvm);
   const vmmCwd = opts.cwd ?? process.cwd();
-  const binary = resolveVmmBinary(opts.binary, vmmCwd);
   const kernel = resolveKernel(opts.kernel, vmmCwd);
+  const binary = resolveVmmBinary(opts.binary, vmmCwd);
   const init = resolveGuestInit();
   requireKvm(kvm);
   if (memory.capped) noticePvmMemoryCap();
