@@ -140,11 +140,13 @@ async function runQemu(i) {
   const consoleLog = path.join(work, `qemu-console-${i}.log`);
   const cpu = kvm === "pvm" ? `host,${PVM_HIDDEN.map((f) => `-${f}`).join(",")},-arch-capabilities` : "host";
   const args = [
-    "-M", "microvm,x-option-roms=off,rtc=off,pit=on,pic=on,isa-serial=on",
+    "-M", "microvm,x-option-roms=off,rtc=off,acpi=off,pit=on,pic=on,isa-serial=on",
     "-enable-kvm", "-cpu", cpu, "-m", String(memory), "-smp", String(cpus),
     "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
     "-kernel", kernel, "-initrd", initrd, "-append", qemuCmdline(),
-    "-chardev", `file,id=con,path=${consoleLog}`, "-serial", "chardev:con", "-serial", "null",
+    // microvm has only COM1: add COM2 (the command's stdout) by hand.
+    "-chardev", `file,id=con,path=${consoleLog}`, "-serial", "chardev:con",
+    "-chardev", "null,id=out", "-device", "isa-serial,chardev=out,iobase=0x2f8,irq=3",
     "-chardev", "stdio,id=ms", "-device", "isa-debugcon,iobase=0xf5,chardev=ms",
     "-device", "isa-debug-exit,iobase=0xf4,iosize=1",
     "-drive", `id=root,file=${rootImg},format=raw,if=none,readonly=on`, "-device", "virtio-blk-device,drive=root",

@@ -1,0 +1,43 @@
+/* stasis-init: PID 1 of a stasis guest. The steps, in order; each lives in
+ * its own file. The contract is docs/guest-contract.md. */
+#include <errno.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "env.h"
+#include "mounts.h"
+#include "report.h"
+#include "run.h"
+#include "serial.h"
+#include "util.h"
+
+int main(void)
+{
+	static struct config cfg;
+	static struct env env;
+	pid_t pid;
+	int status;
+
+	mount_dev();
+	report_open();
+	report_milestone(MILESTONE_INIT_STARTED);
+	serial_setup();
+
+	config_load(&cfg);
+	clock_set_from_boot_epoch();
+	if (cfg.root)
+		root_switch(&cfg);
+	else
+		mount_api("");
+
+	env_build(&env, &cfg);
+	if (chdir(cfg.cwd) != 0)
+		die_errno(errno, "chdir ", cfg.cwd, NULL);
+
+	report_milestone(MILESTONE_COMMAND_STARTED);
+	pid = run_start(cfg.cmd, env.vars, env_get(&env, "PATH"));
+	status = run_wait(pid);
+	report_milestone(MILESTONE_COMMAND_EXITED);
+	report_exit(status);
+}
