@@ -6,6 +6,7 @@
 //! helpers here: the guest chooses the addresses, so none is trusted.
 
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
@@ -34,6 +35,10 @@ pub struct GuestMemory {
     base: *mut u8,
     size: u64,
     fd: OwnedFd,
+    /// An optional guest-physical gap `[start, end)` that is not RAM (the
+    /// x86 32-bit MMIO hole): RAM offsets at and above `start` appear at
+    /// guest physical addresses shifted up by `end - start`.
+    hole: Option<(u64, u64)>,
 }
 
 // The mapping lives as long as the GuestMemory; raw-pointer accesses are
@@ -75,7 +80,114 @@ impl GuestMemory {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self { base: base.cast(), size, fd })
+        Ok(Self { base: base.cast(), size, fd, hole: None })
+    }
+
+    /// Like `new`, but guest physical addresses skip the gap
+    /// `[hole_start, hole_end)` once RAM reaches it: RAM offset `o` is at
+    /// GPA `o` below `hole_start` and at `o + (hole_end - hole_start)` above.
+    pub fn with_hole(size: u64, hole_start: u64, hole_end: u64) -> io::Result<Self> {
+        if hole_end < hole_start {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "memory hole ends before it starts"));
+        }
+        let mut mem = Self::new(size)?;
+        if size > hole_start {
+            mem.hole = Some((hole_start, hole_end));
+        }
+        Ok(mem)
+    }
+
+    /// Guest-physical regions backed by RAM: (gpa, host address, length).
+    /// This is what the hypervisor's memory slots are made of.
+    pub fn regions(&self) -> Vec<(u64, *mut u8, u64)> {
+        match self.hole {
+            None => vec![(0, self.base, self.size)],
+            // SAFETY: start < size when a hole is set, so the offset is inside the mapping.
+            Some((start, end)) => vec![(0, self.base, start), (end, unsafe { self.base.add(start as usize) }, self.size - start)],
+        }
+    }
+
+    /// RAM offset of guest physical `gpa` for an access of `len` bytes, if
+    /// the whole access is RAM (never straddling the hole).
+    fn offset_of(&self, gpa: u64, len: u64) -> Option<u64> {
+        let end = gpa.checked_add(len)?;
+        let off = match self.hole {
+            Some((start, hole_end)) if gpa >= start => {
+                if gpa < hole_end {
+                    return None;
+                }
+                gpa - (hole_end - start)
+            }
+            Some((start, _)) if end > start => return None,
+            _ => gpa,
+        };
+        (off.checked_add(len)? <= self.size).then_some(off)
+    }
+
+    /// Copies `len` bytes of `file` at `file_offset` into guest RAM at
+    /// `gpa` (kernel and initrd loading).
+    ///
+    /// The file is mapped and written into the memfd with pwrite rather
+    /// than read into the guest mapping: shmem then allocates the pages
+    /// without first zero-filling them on a fault, which makes loading a
+    /// kernel about twice as fast.
+    pub fn read_from_file(&self, gpa: u64, file: &File, file_offset: u64, len: usize) -> io::Result<()> {
+        let invalid = |e: OutOfBounds| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let ram_offset = self.offset_of(gpa, len as u64).ok_or(OutOfBounds { gpa, len: len as u64 }).map_err(invalid)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let file_len = file.metadata()?.len();
+        if file_offset.checked_add(len as u64).is_none_or(|end| end > file_len) {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the requested range"));
+        }
+        let page = 4096u64;
+        let map_start = file_offset & !(page - 1);
+        let lead = (file_offset - map_start) as usize;
+        let map_len = lead + len;
+        // SAFETY: a private read-only mapping of a range inside the file.
+        let src = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                map_len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                map_start as libc::off_t,
+            )
+        };
+        if src == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut done = 0usize;
+        let result = loop {
+            if done == len {
+                break Ok(());
+            }
+            // SAFETY: src+lead+done .. src+map_len is inside the mapping.
+            let n = unsafe {
+                libc::pwrite(
+                    self.fd.as_raw_fd(),
+                    src.cast::<u8>().add(lead + done).cast(),
+                    len - done,
+                    (ram_offset + done as u64) as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break Err(e);
+            }
+            if n == 0 {
+                break Err(io::Error::new(io::ErrorKind::WriteZero, "short write into guest memory"));
+            }
+            done += n as usize;
+        };
+        // SAFETY: unmapping exactly what was mapped above.
+        unsafe { libc::munmap(src, map_len) };
+        result
     }
 
     pub fn size(&self) -> u64 {
@@ -95,12 +207,10 @@ impl GuestMemory {
     /// Returns a host pointer to `[gpa, gpa+len)` if the whole range is RAM.
     fn range(&self, gpa: u64, len: usize) -> Result<*mut u8, OutOfBounds> {
         let len64 = len as u64;
-        match gpa.checked_add(len64) {
-            Some(end) if end <= self.size => {
-                // SAFETY: gpa + len <= size, so the offset is inside the mapping.
-                Ok(unsafe { self.base.add(gpa as usize) })
-            }
-            _ => Err(OutOfBounds { gpa, len: len64 }),
+        match self.offset_of(gpa, len64) {
+            // SAFETY: offset + len <= size, so the offset is inside the mapping.
+            Some(off) => Ok(unsafe { self.base.add(off as usize) }),
+            None => Err(OutOfBounds { gpa, len: len64 }),
         }
     }
 
@@ -115,7 +225,7 @@ impl GuestMemory {
 
     /// True when `[gpa, gpa+len)` lies entirely in guest RAM.
     pub fn contains(&self, gpa: u64, len: u64) -> bool {
-        gpa.checked_add(len).map_or(false, |end| end <= self.size)
+        self.offset_of(gpa, len).is_some()
     }
 
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutOfBounds> {
@@ -202,5 +312,39 @@ mod tests {
         assert!(mem.read_obj::<u64>(u64::MAX - 3).is_err());
         assert!(!mem.contains(u64::MAX, 2));
         assert!(mem.contains(0, 0x10000));
+    }
+
+    #[test]
+    fn hole_shifts_high_ram_and_is_not_ram() {
+        let mem = GuestMemory::with_hole(0x4000, 0x2000, 0x8000).unwrap();
+        assert!(mem.contains(0, 0x2000));
+        assert!(!mem.contains(0x1fff, 2), "straddles the hole start");
+        assert!(!mem.contains(0x2000, 1));
+        assert!(!mem.contains(0x7fff, 1));
+        assert!(mem.contains(0x8000, 0x2000));
+        assert!(!mem.contains(0x8000, 0x2001));
+        mem.write(0x8000, b"hi").unwrap();
+        let mut b = [0u8; 2];
+        mem.read(0x8000, &mut b).unwrap();
+        assert_eq!(&b, b"hi");
+        let r = mem.regions();
+        assert_eq!((r[0].0, r[0].2, r[1].0, r[1].2), (0, 0x2000, 0x8000, 0x2000));
+        // A guest smaller than the hole start has no hole at all.
+        assert_eq!(GuestMemory::with_hole(0x1000, 0x2000, 0x8000).unwrap().regions().len(), 1);
+    }
+
+    #[test]
+    fn loads_file_bytes_into_ram() {
+        let path = std::env::temp_dir().join(format!("stasis-mem-test-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let f = File::open(&path).unwrap();
+        let mem = GuestMemory::new(0x1000).unwrap();
+        mem.read_from_file(0x10, &f, 2, 5).unwrap();
+        let mut b = [0u8; 5];
+        mem.read(0x10, &mut b).unwrap();
+        assert_eq!(&b, b"23456");
+        assert!(mem.read_from_file(0xffe, &f, 0, 5).is_err());
+        assert!(mem.read_from_file(0, &f, 8, 5).is_err(), "short file");
+        std::fs::remove_file(&path).unwrap();
     }
 }

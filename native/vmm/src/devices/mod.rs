@@ -2,6 +2,8 @@
 //! range; a vCPU exit is dispatched to the device owning the address.
 //! Devices raise interrupts through an `Irq` handed to them by the builder.
 
+pub mod ports;
+pub mod serial;
 pub mod virtio;
 
 use std::sync::{Arc, Mutex};

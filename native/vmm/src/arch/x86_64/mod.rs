@@ -1,0 +1,10 @@
+//! x86_64 machine: guest physical layout, CPUID, boot registers, the MP
+//! table, the Linux zero page and the vmlinux loader.
+
+pub mod boot_params;
+pub mod cpuid;
+pub mod layout;
+pub mod loader;
+pub mod mptable;
+pub mod paging;
+pub mod regs;

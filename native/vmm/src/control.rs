@@ -1,0 +1,192 @@
+//! The control socket (`--control <path>`): a Unix stream socket speaking
+//! JSON lines, one request object per line, one reply per request.
+//!
+//! `{"cmd":"status"}`   → `{"ok":true,"state":"running","pid":…,"vcpus":…,"memoryMib":…,"uptimeMs":…}`
+//! `{"cmd":"shutdown"}` → `{"ok":true}`, then the VM stops (reason `shutdown`)
+//! anything else        → `{"ok":false,"error":"…"}`; the connection stays up.
+//!
+//! The socket file is removed when the VMM exits (`ControlServer::cleanup`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::lifecycle::{Lifecycle, VmExit};
+
+/// Longest request line accepted; longer lines get an error reply.
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct StatusInfo {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub start: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    Status,
+    Shutdown,
+}
+
+/// Parses one request line.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
+    let obj = v.as_object().ok_or("request must be a JSON object")?;
+    match obj.get("cmd") {
+        Some(Value::String(c)) if c == "status" => Ok(Request::Status),
+        Some(Value::String(c)) if c == "shutdown" => Ok(Request::Shutdown),
+        Some(Value::String(c)) => Err(format!("unknown cmd {c:?}")),
+        Some(_) => Err("\"cmd\" must be a string".into()),
+        None => Err("missing \"cmd\"".into()),
+    }
+}
+
+fn reply(req: &Result<Request, String>, info: &StatusInfo) -> Value {
+    match req {
+        Ok(Request::Status) => json!({
+            "ok": true,
+            "state": "running",
+            "pid": std::process::id(),
+            "vcpus": info.vcpus,
+            "memoryMib": info.memory_mib,
+            "uptimeMs": info.start.elapsed().as_millis() as u64,
+        }),
+        Ok(Request::Shutdown) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "error": e}),
+    }
+}
+
+pub struct ControlServer {
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Binds the socket (replacing a stale one nobody listens on) and
+    /// serves it from a background thread.
+    pub fn start(path: &Path, info: StatusInfo, lifecycle: Arc<Lifecycle>) -> std::io::Result<Self> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("control socket {} is in use by another process", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::thread::Builder::new().name("control".into()).stack_size(128 * 1024).spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let info = info.clone();
+                let lifecycle = lifecycle.clone();
+                let _ = std::thread::Builder::new()
+                    .name("control-conn".into())
+                    .stack_size(128 * 1024)
+                    .spawn(move || serve(conn, &info, &lifecycle));
+            }
+        })?;
+        Ok(Self { path: path.to_path_buf() })
+    }
+
+    pub fn cleanup(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads one line of at most MAX_LINE bytes; Ok(None) at end of stream.
+/// An over-long line is consumed and reported as Err.
+fn read_line(r: &mut impl BufRead) -> std::io::Result<Option<Result<String, String>>> {
+    let mut buf = Vec::new();
+    let n = r.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE {
+        // Skip the rest of the long line.
+        loop {
+            let mut rest = Vec::new();
+            let m = r.by_ref().take(MAX_LINE as u64).read_until(b'\n', &mut rest)?;
+            if m == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Some(Err(format!("request longer than {MAX_LINE} bytes"))));
+    }
+    Ok(Some(String::from_utf8(buf).map_err(|_| "request is not UTF-8".to_string())))
+}
+
+fn serve(conn: UnixStream, info: &StatusInfo, lifecycle: &Lifecycle) {
+    let Ok(mut writer) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(conn);
+    while let Ok(Some(line)) = read_line(&mut reader) {
+        let req = match line {
+            Ok(l) if l.trim().is_empty() => continue,
+            Ok(l) => parse_request(l.trim()),
+            Err(e) => Err(e),
+        };
+        let mut out = reply(&req, info).to_string();
+        out.push('\n');
+        if writer.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+        if req == Ok(Request::Shutdown) {
+            lifecycle.request_exit(VmExit::shutdown());
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        assert_eq!(parse_request(r#"{"cmd":"status"}"#), Ok(Request::Status));
+        assert_eq!(parse_request(r#"{"cmd":"shutdown","extra":1}"#), Ok(Request::Shutdown));
+        for bad in ["", "{", "[]", "42", r#"{"cmd":7}"#, r#"{"c":"status"}"#, r#"{"cmd":"reboot"}"#, "\u{0}"] {
+            assert!(parse_request(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn serves_a_socket_and_survives_garbage() {
+        let dir = std::env::temp_dir().join(format!("stasis-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        // A stale socket file from a dead VMM is replaced.
+        drop(UnixListener::bind(&path).unwrap());
+        let lifecycle = Arc::new(Lifecycle::new());
+        let info = StatusInfo { vcpus: 2, memory_mib: 128, start: Instant::now() };
+        let server = ControlServer::start(&path, info.clone(), lifecycle.clone()).unwrap();
+        assert!(ControlServer::start(&path, info, lifecycle.clone()).is_err(), "in use");
+
+        let mut s = UnixStream::connect(&path).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut ask = |req: &[u8]| {
+            s.write_all(req).unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            serde_json::from_str::<Value>(&line).unwrap()
+        };
+        assert_eq!(ask(b"not json\n")["ok"], false);
+        assert_eq!(ask(b"\xff\xfe\n")["ok"], false);
+        let mut long = vec![b'x'; MAX_LINE + 10];
+        long.push(b'\n');
+        assert_eq!(ask(&long)["ok"], false);
+        let st = ask(b"{\"cmd\":\"status\"}\n");
+        assert_eq!((st["ok"].clone(), st["vcpus"].clone(), st["memoryMib"].clone()), (json!(true), json!(2), json!(128)));
+        assert_eq!(st["state"], "running");
+        assert!(!lifecycle.stopping());
+        assert_eq!(ask(b"\n{\"cmd\":\"shutdown\"}\n")["ok"], true);
+        assert_eq!(lifecycle.wait(), VmExit::shutdown());
+        server.cleanup();
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

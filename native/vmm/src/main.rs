@@ -1,0 +1,182 @@
+//! stasis-vmm: boots one Linux guest on KVM. See native/vmm/README.md and
+//! docs/guest-contract.md (the contract this binary implements).
+
+mod arch;
+mod builder;
+mod config;
+mod control;
+mod devices;
+mod hv;
+mod lifecycle;
+mod memory;
+mod report;
+mod vcpu;
+mod vm;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::builder::Hooks;
+use crate::config::Parsed;
+use crate::control::{ControlServer, StatusInfo};
+use crate::hv::kvm::Backend;
+use crate::lifecycle::{Lifecycle, VmExit};
+use crate::report::{ms, Report, Stats};
+use crate::vcpu::{VcpuHandle, EXIT_KINDS};
+
+/// How long main waits for kicked vCPU threads before exiting anyway.
+const VCPU_STOP_GRACE: Duration = Duration::from_millis(500);
+
+fn main() {
+    let start = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match config::parse(&args, &|k| std::env::var(k).ok()) {
+        Ok(Parsed::Run(cfg)) => cfg,
+        Ok(Parsed::Help) => {
+            println!("{}", config::USAGE);
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("stasis-vmm: {e}\n{}", config::USAGE);
+            std::process::exit(2);
+        }
+    };
+    if let Some(fd) = cfg.report_fd {
+        if fd <= 2 || !report::fd_is_open(fd) {
+            eprintln!("stasis-vmm: --report-fd {fd} is not an open descriptor other than 0-2");
+            std::process::exit(2);
+        }
+    }
+    std::process::exit(run(cfg, start));
+}
+
+fn run(cfg: config::Config, start: Instant) -> i32 {
+    // SIGPIPE ignored: a vanished reader shows up as EPIPE, handled per sink.
+    // SAFETY: setting a signal disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let lifecycle = Arc::new(Lifecycle::new());
+    let report = Arc::new(Report::new(cfg.report_fd, start));
+    if let Err(e) = watch_termination_signals(lifecycle.clone()) {
+        return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("signal setup: {e}"));
+    }
+    if let Err(e) = vcpu::install_kick_handler() {
+        return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("signal setup: {e}"));
+    }
+
+    let hooks = Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: 2, com2_fd: 1 };
+    let mut vm = match builder::build(&cfg, &hooks) {
+        Ok(vm) => vm,
+        Err(e) => return fail(&report, start, cfg.cpus, e.code, &e.message),
+    };
+    if vm.backend == Backend::Pvm && std::env::var_os("STASIS_VMM_DEBUG").is_some() {
+        eprintln!("stasis-vmm: kvm_pvm backend; cmdline: {}", vm.cmdline);
+    }
+
+    let control = match &cfg.control {
+        Some(path) => {
+            let info = StatusInfo { vcpus: cfg.cpus, memory_mib: cfg.memory_mib, start };
+            match ControlServer::start(path, info, lifecycle.clone()) {
+                Ok(c) => Some(c),
+                Err(e) => return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("control socket {}: {e}", path.display())),
+            }
+        }
+        None => None,
+    };
+
+    let setup_ns = start.elapsed().as_nanos() as u64;
+    let mut handles: Vec<VcpuHandle> = Vec::new();
+    for vcpu in vm.vcpus.drain(..) {
+        match vcpu.start() {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                lifecycle.request_exit(VmExit::error("VMM_SETUP", format!("starting a vCPU thread: {e}")));
+                break;
+            }
+        }
+    }
+
+    let exit = lifecycle.wait();
+    stop_vcpus(&handles);
+    if let Some((_, message)) = &exit.error {
+        eprintln!("stasis-vmm: error: {message}");
+    }
+    report.exit(&exit);
+    report.stats(&final_stats(&handles, setup_ns, start, cfg.cpus));
+    if let Some(c) = &control {
+        c.cleanup();
+    }
+    // Serial output is written unbuffered; holding each UART's lock makes
+    // sure no vCPU is mid-write when the process goes away.
+    let _guards: Vec<_> = vm.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner())).collect();
+    exit.status
+}
+
+/// A failure before any vCPU ran: error, exit and stats events, status 1.
+fn fail(report: &Report, start: Instant, vcpus: u32, code: &'static str, message: &str) -> i32 {
+    eprintln!("stasis-vmm: error: {message}");
+    let exit = VmExit::error(code, message.to_string());
+    report.exit(&exit);
+    let setup_ns = start.elapsed().as_nanos() as u64;
+    report.stats(&final_stats(&[], setup_ns, start, vcpus));
+    exit.status
+}
+
+fn stop_vcpus(handles: &[VcpuHandle]) {
+    let deadline = Instant::now() + VCPU_STOP_GRACE;
+    loop {
+        for h in handles.iter().filter(|h| !h.finished()) {
+            h.kick();
+        }
+        if handles.iter().all(|h| h.finished()) || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn final_stats(handles: &[VcpuHandle], setup_ns: u64, start: Instant, vcpus: u32) -> Stats {
+    let (inside, outside, exits) = vcpu::total_stats(handles);
+    let (rss, anon, file, shmem) = report::rss_kib();
+    let exits: BTreeMap<String, u64> =
+        EXIT_KINDS.iter().map(|(k, name)| (name.to_string(), exits[*k as usize])).filter(|(_, n)| *n > 0).collect();
+    Stats {
+        wall_ms: ms(start.elapsed().as_nanos() as u64),
+        in_kvm_run_ms: ms(inside),
+        outside_kvm_run_ms: ms(setup_ns + outside),
+        setup_ms: ms(setup_ns),
+        exit_handling_ms: ms(outside),
+        exits,
+        rss_kib: rss,
+        rss_anon_kib: anon,
+        rss_file_kib: file,
+        rss_shmem_kib: shmem,
+        vcpus,
+    }
+}
+
+/// SIGTERM and SIGINT mean `shutdown`. They are blocked in every thread
+/// (threads inherit the mask) and taken synchronously by one thread.
+fn watch_termination_signals(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
+    // SAFETY: building a signal set and blocking it for this thread (and so
+    // for every thread spawned after this).
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        set
+    };
+    std::thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: waiting on a valid, blocked signal set.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            lifecycle.request_exit(VmExit::shutdown());
+        }
+    })?;
+    Ok(())
+}
