@@ -48,7 +48,24 @@ fn main() {
             std::process::exit(2);
         }
     }
+    tie_to_parent();
     std::process::exit(run(cfg, start));
+}
+
+/// With STASIS_PDEATHSIG=1 (set by the runtime unless the caller opts out)
+/// the VMM is killed when the process that spawned it goes away, so a VM
+/// never outlives a crashed or killed owner.
+fn tie_to_parent() {
+    if std::env::var("STASIS_PDEATHSIG").as_deref() != Ok("1") {
+        return;
+    }
+    // SAFETY: getppid/prctl have no memory-safety preconditions.
+    let parent = unsafe { libc::getppid() };
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    // The parent may have died between fork and prctl; then nobody will signal us.
+    if unsafe { libc::getppid() } != parent {
+        std::process::exit(1);
+    }
 }
 
 fn run(cfg: config::Config, start: Instant) -> i32 {
