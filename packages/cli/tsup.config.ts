@@ -1,10 +1,4 @@
 import { defineConfig } from "tsup";
+import { tsupDefaults } from "../../tsup.shared.js";
 
-export default defineConfig({
-  entry: ["src/bin.ts", "src/main.ts"],
-  format: ["esm"],
-  dts: { entry: "src/main.ts" },
-  clean: true,
-  sourcemap: true,
-  target: "node20",
-});
+export default defineConfig({ ...tsupDefaults, entry: ["src/bin.ts", "src/main.ts"], dts: { entry: "src/main.ts" } });
