@@ -124,8 +124,10 @@ impl Vcpu {
         })
     }
 
-    /// Starts the vCPU thread.
+    /// Starts the vCPU thread. The kick handler is installed first, so a
+    /// kick can never hit a thread with the signal's default (fatal) action.
     pub fn start(self) -> io::Result<VcpuHandle> {
+        install_kick_handler()?;
         let kicker = self.fd.kicker();
         let stats = self.stats.clone();
         let thread = std::thread::Builder::new()
@@ -329,7 +331,7 @@ pub fn kick_signal() -> libc::c_int {
 extern "C" fn on_kick(_sig: libc::c_int) {}
 
 /// Installs the (empty) kick handler without SA_RESTART, so KVM_RUN
-/// returns EINTR when the signal arrives. Call once before starting vCPUs.
+/// returns EINTR when the signal arrives. Idempotent; `start` calls it.
 pub fn install_kick_handler() -> io::Result<()> {
     // SAFETY: a zeroed sigaction with a valid handler and empty mask.
     unsafe {
