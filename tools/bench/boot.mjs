@@ -128,7 +128,7 @@ function qemuCmdline() {
   // The same command line our VMM builds, minus the virtio-mmio devices,
   // which QEMU's microvm adds itself.
   const extra = kvm === "pvm" ? " stasis_pvm" : "";
-  return `console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet pci=off rdinit=/init${extra}`;
+  return `console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off rdinit=/init${extra}`;
 }
 
 // The CPU features kvm_pvm cannot run (same list as the VMM's compat table).

@@ -249,7 +249,7 @@ fn attach_disks(disks: &[DiskConfig], mmio: &mut Bus, vm_fd: &VmFd, memory: &Arc
 
 /// The kernel command line of docs/guest-contract.md.
 pub fn kernel_cmdline(tsc_khz: Option<u32>, virtio: &[String], pvm: bool, append: Option<&str>) -> String {
-    let mut parts: Vec<String> = ["console=ttyS0", "8250.nr_uarts=2", "reboot=t", "panic=-1", "quiet", "pci=off"]
+    let mut parts: Vec<String> = ["console=ttyS0", "8250.nr_uarts=2", "reboot=t", "panic=-1", "quiet", "loglevel=3", "pci=off"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -278,12 +278,12 @@ mod tests {
         let virtio = vec!["virtio_mmio.device=4K@0xd0000000:5".to_string()];
         assert_eq!(
             kernel_cmdline(Some(2_000_000), &virtio, true, Some(" init_debug ")),
-            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet pci=off lpj=20000000 \
+            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off lpj=20000000 \
              virtio_mmio.device=4K@0xd0000000:5 rdinit=/init stasis_pvm init_debug"
         );
         assert_eq!(
             kernel_cmdline(None, &[], false, None),
-            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet pci=off rdinit=/init"
+            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off rdinit=/init"
         );
     }
 
