@@ -289,25 +289,9 @@ mod tests {
 
     /// A minimal ELF "kernel": one PT_LOAD of `code` at 16 MiB, entry there.
     fn tiny_kernel(code: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 0x1000];
-        f[0..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
-        f[6] = 1;
-        f[16..18].copy_from_slice(&2u16.to_le_bytes());
-        f[18..20].copy_from_slice(&62u16.to_le_bytes());
-        f[20..24].copy_from_slice(&1u32.to_le_bytes());
-        f[24..32].copy_from_slice(&0x100_0000u64.to_le_bytes());
-        f[32..40].copy_from_slice(&64u64.to_le_bytes());
-        f[54..56].copy_from_slice(&56u16.to_le_bytes());
-        f[56..58].copy_from_slice(&1u16.to_le_bytes());
-        let ph = &mut f[64..120];
-        ph[0..4].copy_from_slice(&1u32.to_le_bytes());
-        ph[8..16].copy_from_slice(&0x1000u64.to_le_bytes());
-        ph[24..32].copy_from_slice(&0x100_0000u64.to_le_bytes());
-        ph[32..40].copy_from_slice(&(code.len() as u64).to_le_bytes());
-        ph[40..48].copy_from_slice(&(code.len() as u64).to_le_bytes());
-        f.extend_from_slice(code);
+        let len = code.len() as u64;
+        let mut f = crate::arch::x86_64::loader::tests::image(&[(1, 0x1000, 0x100_0000, len, len)], 0x100_0000);
+        f[0x1000..0x1000 + code.len()].copy_from_slice(code);
         f
     }
 

@@ -202,13 +202,13 @@ pub fn load(file: &File, mem: &GuestMemory, ram_end: u64) -> Result<KernelPlan, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const RAM: u64 = 128 << 20;
 
     /// A minimal valid vmlinux-like image: one PT_LOAD at 16 MiB.
-    fn image(segs: &[(u32, u64, u64, u64, u64)], entry: u64) -> Vec<u8> {
+    pub(crate) fn image(segs: &[(u32, u64, u64, u64, u64)], entry: u64) -> Vec<u8> {
         let phoff = 64u64;
         let mut f = vec![0u8; 64];
         f[0..4].copy_from_slice(b"\x7fELF");
