@@ -7,15 +7,17 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { boot, resolveBaseRootfs, type LogEvent } from "@stasis/runtime";
-import { TEST_MEMORY_MIB, assertKvm, makeUserTarball, runDirs, runVmTests } from "./support/vm-env.js";
+import { TEST_MEMORY_MIB, assertKvm, makeUserTarball, runDirs, runVmTests, usePrivateTmpdir } from "./support/vm-env.js";
 
 describe.skipIf(!runVmTests)("boot() on KVM", () => {
   let base: string;
   let userTarball: string;
   const dirsBefore = new Set<string>();
+  let restoreTmpdir: (() => void) | undefined;
 
   beforeAll(() => {
     assertKvm();
+    restoreTmpdir = usePrivateTmpdir();
     base = resolveBaseRootfs();
     userTarball = makeUserTarball("from-user-tarball");
     for (const d of runDirs()) dirsBefore.add(d);
@@ -23,6 +25,7 @@ describe.skipIf(!runVmTests)("boot() on KVM", () => {
 
   afterAll(() => {
     if (userTarball) rmSync(path.dirname(userTarball), { recursive: true, force: true });
+    restoreTmpdir?.();
   });
 
   it("streams stdout and stderr apart, applies env and cwd, and returns the exit status (B1, B2, B7, B9)", async () => {
@@ -64,17 +67,19 @@ describe.skipIf(!runVmTests)("boot() on KVM", () => {
     expect(await killed.output()).toBe("before\n");
   });
 
-  it("boots a user tarball; guest writes do not reach the cached image (B15, B20)", async () => {
+  it("boots a user tarball; guest writes do not reach the cached image; a forced power-off ends the VM (B15, B20)", async () => {
     const run = (script: string) =>
-      boot({ image: userTarball, cmd: ["/bin/sh", "-c", script], memory: TEST_MEMORY_MIB }).then(async (vm) => ({
+      boot({ image: userTarball, cmd: ["/bin/sh", "-c", script], memory: TEST_MEMORY_MIB, timeoutMs: 240_000 }).then(async (vm) => ({
         exit: await vm.wait(),
         out: await vm.output(),
       }));
     const first = await run("cat /marker; echo changed > /marker; cat /marker");
     expect(first.exit.code).toBe(0);
     expect(first.out).toBe("from-user-tarball\nchanged\n");
-    const second = await run("cat /marker");
+    // The workload powers the machine off itself: the VM ends (status 0), it does not hang halted.
+    const second = await run("cat /marker; poweroff -f; echo unreachable");
     expect(second.out).toBe("from-user-tarball\n");
+    expect(second.exit.code).toBe(0);
   });
 
   it("leaves no run directory or VMM process behind (B31)", () => {

@@ -3,7 +3,7 @@
  * With CI=true a missing /dev/kvm is a failure, never a skip.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { detectKvm } from "@stasis/runtime";
@@ -22,6 +22,22 @@ export function assertKvm(): void {
 /** Guest RAM for tests: small guests boot faster on an emulating KVM. */
 export const TEST_MEMORY_MIB = 128;
 
+/**
+ * Gives this test process a private temp dir (boot() puts its per-boot run
+ * directories in os.tmpdir()), so the leak check sees only our own VMs and
+ * not those of anything else running on the machine.
+ */
+export function usePrivateTmpdir(): () => void {
+  const saved = process.env.TMPDIR;
+  const dir = mkdtempSync(path.join(os.tmpdir(), "stasis-test-tmp-"));
+  process.env.TMPDIR = dir;
+  return () => {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
 /** Per-boot run directories in os.tmpdir() — used to check nothing is left behind. */
 export function runDirs(): string[] {
   return readdirSync(os.tmpdir()).filter((n) => n.startsWith("stasis-vm-"));
@@ -36,7 +52,7 @@ export function makeUserTarball(marker: string): string {
   const tree = path.join(dir, "tree");
   for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev"]) mkdirSync(path.join(tree, d), { recursive: true });
   execFileSync("cp", ["/bin/busybox", path.join(tree, "bin/busybox")]);
-  for (const applet of ["sh", "echo", "cat", "pwd", "printenv"]) {
+  for (const applet of ["sh", "echo", "cat", "pwd", "printenv", "poweroff"]) {
     execFileSync("ln", ["-s", "busybox", path.join(tree, "bin", applet)]);
   }
   writeFileSync(path.join(tree, "etc/environment"), "PATH=/bin\n");
