@@ -8,7 +8,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
 
 /// A guest physical address range that does not lie inside guest RAM.
@@ -190,19 +190,6 @@ impl GuestMemory {
         result
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Host address of guest physical address 0 (for hypervisor slot setup).
-    pub fn host_base(&self) -> *mut u8 {
-        self.base
-    }
-
-    /// The memfd behind guest RAM (for snapshotting).
-    pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
 
     /// Returns a host pointer to `[gpa, gpa+len)` if the whole range is RAM.
     fn range(&self, gpa: u64, len: usize) -> Result<*mut u8, OutOfBounds> {
