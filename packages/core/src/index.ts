@@ -2,6 +2,9 @@ export * from "./errors/index.js";
 export { boot } from "./boot/boot.js";
 export type { BootOptions } from "./boot/options.js";
 export type { VmHandle, VmExit } from "./boot/handle.js";
+export { attach, type AttachOptions } from "./boot/attach.js";
+export * from "./registry/index.js";
+export * from "./agent/index.js";
 export type { VmmReport, VmmStats, VmmMilestone, VmmExit, VmmFailure } from "./boot/vmm-report.js";
 export { autoSizeMemoryMib, validateMemoryMib } from "./boot/memory.js";
 export { detectKvm, type KvmKind } from "./host/kvm.js";
@@ -9,6 +12,7 @@ export {
   resolveVmmBinary,
   resolveKernel,
   resolveGuestInit,
+  resolveGuestAgent,
   resolveBaseRootfs,
   resolveMke2fs,
   resolveMksquashfs,

@@ -1,9 +1,27 @@
 /**
  * @stasis/runtime — the public API. Engines (snapshot/restore) are wired
- * here as they arrive; today it is boot and its helpers.
+ * here as they arrive; today: boot, attach, exec/files, the registry.
  */
 export {
   boot,
+  attach,
+  list,
+  runGc,
+  validatePid,
+  registryRoot,
+  stopVm,
+  parseTarget,
+  findVm,
+  detachedLogRoot,
+  bootSnapshotPath,
+  writeBootSnapshot,
+  VsockExec,
+  VsockFiles,
+  VsockSecrets,
+  VsockWinsize,
+  buildWriteFileCmd,
+  buildWriteFileCmds,
+  WRITE_FILE_B64_CHUNK_BYTES,
   autoSizeMemoryMib,
   resolveVmmBinary,
   resolveBaseRootfs,
@@ -37,6 +55,23 @@ export {
 } from "@stasis/core";
 export type {
   BootOptions,
+  AttachOptions,
+  RegistryEntry,
+  GcResult,
+  RunGcOptions,
+  PidStatus,
+  StopOptions,
+  StopResult,
+  VmTarget,
+  VsockExecOptions,
+  VsockExecResult,
+  VsockExecPtyOptions,
+  VsockExecPtyHandle,
+  VsockExecPtyResult,
+  VsockFilesOptions,
+  VsockSecretsOptions,
+  VsockWinsizeOptions,
+  WriteFileOptions,
   VmHandle,
   VmExit,
   ImageConfig,

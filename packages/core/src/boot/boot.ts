@@ -4,21 +4,22 @@
  * every file made for this boot lives in one run directory that goes away
  * with the VM on every exit path.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Readable } from "node:stream";
 import { BootError, ErrorCode } from "../errors/index.js";
 import { detectKvm, type KvmKind } from "../host/kvm.js";
 import { readImageConfig } from "../image/image-config.js";
-import { ensureRootfsImage, markRootfsImageClean } from "../image/rootfs-cache.js";
+import { ensureRootfsImage } from "../image/rootfs-cache.js";
 import { createUpperDisk } from "../image/upper-disk.js";
 import { buildBootInitramfs } from "../initramfs/boot-initramfs.js";
 import { PhaseTimer } from "../log/events.js";
-import { resolveGuestInit, resolveKernel, resolveVmmBinary } from "../native/resolve.js";
-import { trackVm } from "./cleanup.js";
-import { VmProcessHandle, type VmHandle } from "./handle.js";
+import { resolveGuestAgent, resolveGuestInit, resolveKernel, resolveVmmBinary } from "../native/resolve.js";
+import { checkName, releaseName, reserveName } from "../registry/names.js";
+import type { VmHandle } from "./handle.js";
+import { launchDetached } from "./launch-detached.js";
+import { launchForeground } from "./launch-foreground.js";
+import type { LaunchPlan } from "./launch-plan.js";
 import { PVM_DEFAULT_MEMORY_MIB } from "./memory.js";
 import { checkImage, resolveCommand, resolveCpus, resolveMemory, resolveTimeout, type BootOptions } from "./options.js";
 
@@ -48,6 +49,7 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
 
   // 1. Validate everything the caller gave us.
   const image = checkImage(opts);
+  const name = opts.name !== undefined ? checkName(opts.name) : undefined;
   const baked = phases.time("image-config", () => readImageConfig(image));
   const command = resolveCommand(opts, baked);
   const memory = resolveMemory(opts, kvm);
@@ -57,25 +59,29 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
   const kernel = resolveKernel(opts.kernel, vmmCwd);
   const binary = resolveVmmBinary(opts.binary, vmmCwd);
   const init = resolveGuestInit();
+  const agent = resolveGuestAgent();
   requireKvm(kvm);
   if (memory.capped) noticePvmMemoryCap();
 
-  // 2. Materialise the disks and the initramfs.
-  const rootImg = ensureRootfsImage(image, { onPhase: (name, ms) => phases.record(`rootfs.${name}`, ms) });
-  const runDir = mkdtempSync(path.join(os.tmpdir(), "stasis-vm-"));
+  // 2. Take the name, materialise the disks and the initramfs.
+  if (name !== undefined) reserveName(name);
+  let runDir: string | undefined;
   let started = false;
   try {
+    const rootImg = ensureRootfsImage(image, { onPhase: (n, ms) => phases.record(`rootfs.${n}`, ms) });
+    runDir = mkdtempSync(path.join(os.tmpdir(), "stasis-vm-"));
     const upper = path.join(runDir, "upper.img");
     const upperSize = opts.rootDiskSizeBytes ?? 2 * GiB;
     phases.time("upper-disk", () => createUpperDisk(upper, upperSize));
     const initrd = path.join(runDir, "initramfs.cpio");
-    phases.time("initramfs", () =>
-      writeFileSync(initrd, buildBootInitramfs(init, { ...command, root: "/dev/vda", upper: "/dev/vdb" })),
-    );
+    const guestConfig = { ...command, root: "/dev/vda", upper: "/dev/vdb" };
+    phases.time("initramfs", () => writeFileSync(initrd, buildBootInitramfs(init, guestConfig, Date.now(), agent)));
     const controlSocket = path.join(runDir, "control.sock");
 
     // 3. Start the VMM.
     const vmmEnv = { ...(opts.vmmEnv ?? {}) };
+    // A caller-preset STASIS_VSOCK is the caller's bridge: exec is then unavailable to us (B54).
+    const vsockPath = vmmEnv.STASIS_VSOCK ? undefined : path.join(runDir, "vsock.sock");
     const args = [
       "--kernel", kernel,
       "--initrd", initrd,
@@ -84,37 +90,36 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
       "--disk", upper,
       "--control", controlSocket,
       "--report-fd", "3",
+      ...(vsockPath ? ["--vsock", vsockPath] : []),
       ...(vmmEnv.STASIS_MEMORY ? [] : ["--memory", String(memory.mib)]),
       ...(opts.args ?? []),
     ];
-    const env: NodeJS.ProcessEnv = { ...process.env, ...vmmEnv };
-    if (opts.pdeathsig !== false) env.STASIS_PDEATHSIG = "1";
-    const child = phases.time("spawn", () =>
-      spawn(binary, args, { cwd: vmmCwd, env, stdio: ["pipe", "pipe", "pipe", "pipe"] }),
-    );
-    if (child.pid === undefined) {
-      const err = await new Promise<Error>((resolve) => child.once("error", resolve));
-      throw new BootError(ErrorCode.BOOT_VMM_MISSING, `could not start the VMM ${binary}: ${err.message}`, { cause: err });
-    }
-    child.on("error", () => {});
-    started = true;
-    trackVm(child.pid, runDir);
-    const handle = new VmProcessHandle({
-      child: child as typeof child & { pid: number },
-      reportStream: child.stdio[3] as Readable,
+    const plan: LaunchPlan = {
+      binary,
+      args,
+      cwd: vmmCwd,
+      env: { ...process.env, ...vmmEnv },
       runDir,
       controlSocket,
+      ...(vsockPath ? { vsockPath } : {}),
+      ...(name !== undefined ? { name } : {}),
+      imagePath: image,
+      rootImg,
+      ...(vmmEnv.STASIS_MEMORY ? {} : { memoryCeilingMib: memory.mib }),
       timeoutMs,
-      onStdout: opts.onStdout,
-      onStderr: opts.onStderr,
-      onConsole: opts.onLog ? (chunk) => opts.onLog!({ source: "guest-console", chunk }) : undefined,
-      onExit: (_report, code) => {
-        if (code !== null) markRootfsImageClean(rootImg);
-      },
-    });
+      phases,
+      onLog: opts.onLog,
+    };
+    const handle = opts.detached === true
+      ? await launchDetached(plan)
+      : await launchForeground(plan, { onStdout: opts.onStdout, onStderr: opts.onStderr, pdeathsig: opts.pdeathsig });
+    started = true;
     opts.onLog?.(phases.event());
     return handle;
   } finally {
-    if (!started) rmSync(runDir, { recursive: true, force: true });
+    if (!started) {
+      if (runDir) rmSync(runDir, { recursive: true, force: true });
+      if (name !== undefined) releaseName(name, process.pid);
+    }
   }
 }

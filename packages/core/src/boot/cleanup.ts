@@ -1,14 +1,16 @@
 /**
  * Last-resort cleanup for this process's VMs: if Node exits while VMs are
  * running (an uncaught error, process.exit), kill them and remove their
- * per-boot files synchronously. Signal deaths are covered by pdeathsig on
- * the VMM side; the CLI turns SIGINT/SIGTERM into an orderly stop.
+ * per-boot files and registry entries synchronously. Signal deaths are
+ * covered by pdeathsig on the VMM side and by `stasis gc`; the CLI turns
+ * SIGINT/SIGTERM into an orderly stop.
  */
 import { rmSync } from "node:fs";
 
 interface Live {
   pid: number;
   dir: string;
+  unregister?: () => void;
 }
 
 const live = new Map<number, Live>();
@@ -22,16 +24,21 @@ function onExit(): void {
       // already gone
     }
     rmSync(vm.dir, { recursive: true, force: true });
+    try {
+      vm.unregister?.();
+    } catch {
+      // best effort on the way out
+    }
   }
   live.clear();
 }
 
-export function trackVm(pid: number, dir: string): void {
+export function trackVm(pid: number, dir: string, unregister?: () => void): void {
   if (!hooked) {
     process.on("exit", onExit);
     hooked = true;
   }
-  live.set(pid, { pid, dir });
+  live.set(pid, { pid, dir, unregister });
 }
 
 export function untrackVm(pid: number): void {

@@ -1,12 +1,13 @@
 /** The handle boot() returns for one running VMM process. */
 import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { BootError, ErrorCode } from "../errors/index.js";
 import { TailBuffer } from "../util/tail-buffer.js";
+import type { ExecApi } from "../agent/index.js";
 import { untrackVm } from "./cleanup.js";
+import { sendControl } from "./control-client.js";
 import type { VmmReport } from "./vmm-report.js";
 import { ReportReader } from "./vmm-report.js";
 
@@ -19,8 +20,11 @@ export interface VmExit {
   report: VmmReport;
 }
 
-export interface VmHandle {
+/** What every handle can do, whether it booted the VM or attached to it. */
+export interface VmHandle extends ExecApi {
   readonly pid: number;
+  /** Registry name, if the VM has one. */
+  readonly name?: string;
   readonly stdin: Writable;
   /** The guest command's stdout. */
   readonly stdout: Readable;
@@ -32,6 +36,12 @@ export interface VmHandle {
   stop(opts?: { graceMs?: number }): Promise<void>;
   /** SIGKILL; resolves when the process is really gone. */
   kill(): Promise<void>;
+  /**
+   * Lets go of the VM: it keeps running (also after this process exits) and
+   * stays attachable. Local streams are closed; wait()/output() no longer
+   * follow it.
+   */
+  detach(): Promise<void>;
   /** The last ~1 MiB of stdout / console output. */
   output(): Promise<string>;
   errorOutput(): Promise<string>;
@@ -39,6 +49,8 @@ export interface VmHandle {
 
 export interface HandleParts {
   child: ChildProcess & { pid: number };
+  name?: string;
+  exec: ExecApi;
   reportStream: Readable;
   runDir: string;
   controlSocket: string;
@@ -47,6 +59,8 @@ export interface HandleParts {
   onStderr?: (chunk: Buffer) => void;
   onConsole?: (chunk: Buffer) => void;
   onExit?: (report: VmmReport, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Runs once the VM is let go (detach()). */
+  onDetach?: () => void;
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
@@ -55,6 +69,11 @@ function signalNumber(signal: NodeJS.Signals): number {
 
 export class VmProcessHandle implements VmHandle {
   readonly pid: number;
+  readonly name?: string;
+  readonly exec: ExecApi["exec"];
+  readonly execRaw: ExecApi["execRaw"];
+  readonly execPty: ExecApi["execPty"];
+  readonly writeFile: ExecApi["writeFile"];
   readonly stdin: Writable;
   readonly stdout: Readable;
   readonly stderr: Readable;
@@ -66,10 +85,16 @@ export class VmProcessHandle implements VmHandle {
   private timer: NodeJS.Timeout | undefined;
   private timedOut = false;
   private gone = false;
+  private detached = false;
 
   constructor(private readonly parts: HandleParts) {
     const { child } = parts;
     this.pid = child.pid;
+    if (parts.name !== undefined) this.name = parts.name;
+    this.exec = parts.exec.exec;
+    this.execRaw = parts.exec.execRaw;
+    this.execPty = parts.exec.execPty;
+    this.writeFile = parts.exec.writeFile;
     this.stdin = child.stdin!;
     this.stdout = child.stdout!;
     this.stderr = child.stderr!;
@@ -166,9 +191,27 @@ export class VmProcessHandle implements VmHandle {
     await this.done;
   }
 
+  async detach(): Promise<void> {
+    if (this.gone || this.detached) return;
+    // The VMM was started tied to this process (parent-death signal); it
+    // must drop that tie itself before we may go.
+    await sendControl(this.parts.controlSocket, { cmd: "detach" }).catch((cause: unknown) => {
+      throw new BootError(ErrorCode.BOOT_VMM_FAILED, "the VMM did not accept the detach request; the VM is still tied to this process", { cause });
+    });
+    this.detached = true;
+    if (this.timer) clearTimeout(this.timer);
+    untrackVm(this.pid);
+    this.parts.onDetach?.();
+    this.parts.child.unref();
+    for (const s of [this.stdin, this.stdout, this.stderr, this.parts.reportStream]) {
+      (s as unknown as { unref?: () => void }).unref?.();
+      s.destroy();
+    }
+  }
+
   async stop(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.gone) return this.done;
-    await sendShutdown(this.parts.controlSocket).catch(() => {
+    await sendControl(this.parts.controlSocket, { cmd: "shutdown" }).catch(() => {
       try {
         process.kill(this.pid, "SIGTERM");
       } catch {
@@ -189,22 +232,3 @@ export class VmProcessHandle implements VmHandle {
   }
 }
 
-function sendShutdown(socketPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(socketPath);
-    const t = setTimeout(() => {
-      sock.destroy();
-      reject(new Error("control socket timeout"));
-    }, 1000);
-    sock.on("connect", () => sock.write('{"cmd":"shutdown"}\n'));
-    sock.on("data", () => {
-      clearTimeout(t);
-      sock.end();
-      resolve();
-    });
-    sock.on("error", (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-  });
-}

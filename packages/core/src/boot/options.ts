@@ -46,6 +46,14 @@ export interface BootOptions {
   /** Guest console bytes (kernel messages, /init diagnostics, the command's stderr). */
   onStderr?: (chunk: Buffer) => void;
   onLog?: OnLog;
+  /** Registry name (path-shaped allowed, unique among live VMs). */
+  name?: string;
+  /**
+   * Return once the guest agent is up; the VM keeps running after this
+   * process exits (no parent-death tie). Console goes to
+   * `<detachedLogRoot()>/<pid>.boot.log`.
+   */
+  detached?: boolean;
 }
 
 export interface ValidatedCommand {

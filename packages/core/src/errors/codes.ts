@@ -52,6 +52,7 @@ const codes = [
   // registry
   "REGISTRY_VM_NOT_FOUND",
   "REGISTRY_NAME_IN_USE",
+  "REGISTRY_NAME_INVALID",
   // files, mounts, secrets, winsize
   "FILES_HOST_DIR_NOT_FOUND",
   "FILES_AGENT_UNAVAILABLE",

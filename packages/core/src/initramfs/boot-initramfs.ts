@@ -17,15 +17,22 @@ export interface GuestBootConfig {
   upper?: string;
 }
 
-export function buildBootInitramfs(initPath: string, config: GuestBootConfig, bootEpochMs = Date.now()): Buffer {
-  let init: Buffer;
+function readBinary(file: string, what: string): Buffer {
   try {
-    init = readFileSync(initPath);
+    return readFileSync(file);
   } catch (cause) {
-    throw new MkinitramfsError(ErrorCode.MKINITRAMFS_INIT_MISSING, `cannot read the guest /init at ${initPath}`, { cause });
+    throw new MkinitramfsError(ErrorCode.MKINITRAMFS_INIT_MISSING, `cannot read the guest ${what} at ${file}`, { cause });
   }
+}
+
+/**
+ * `agentPath`: the guest agent, started by /init as `/stasis-agent`; without
+ * it the VM runs its command but cannot be exec'd into.
+ */
+export function buildBootInitramfs(initPath: string, config: GuestBootConfig, bootEpochMs = Date.now(), agentPath?: string): Buffer {
   return buildCpio([
-    { kind: "file", path: "/init", data: init, mode: 0o755 },
+    { kind: "file", path: "/init", data: readBinary(initPath, "/init"), mode: 0o755 },
+    ...(agentPath ? [{ kind: "file" as const, path: "/stasis-agent", data: readBinary(agentPath, "agent"), mode: 0o755 }] : []),
     { kind: "file", path: "/stasis-config.json", data: Buffer.from(`${JSON.stringify(config)}\n`) },
     { kind: "dir", path: "/etc" },
     { kind: "file", path: "/etc/stasis-boot-epoch", data: Buffer.from(`${Math.floor(bootEpochMs / 1000)}\n`) },

@@ -13,6 +13,7 @@ export interface NativePackage {
   binary: string;
   kernel?: string;
   init?: string;
+  agent?: string;
   baseRootfs?: string;
   mke2fs?: string;
   mksquashfs?: string;
@@ -116,6 +117,18 @@ export function resolveGuestInit(explicit?: string): string {
     throw new BootError(
       ErrorCode.BOOT_PACK_FAILED,
       `guest /init binary not found${candidate ? ` at ${candidate}` : ""}; build it with \`bash tools/setup\``,
+    );
+  }
+  return candidate;
+}
+
+/** Guest agent: explicit → STASIS_AGENT → native package. */
+export function resolveGuestAgent(explicit?: string): string {
+  const candidate = explicit ?? (process.env.STASIS_AGENT || undefined) ?? loadNativePackage()?.agent;
+  if (typeof candidate !== "string" || !existsSync(candidate)) {
+    throw new BootError(
+      ErrorCode.BOOT_PACK_FAILED,
+      `guest agent binary not found${candidate ? ` at ${candidate}` : ""}; build it with \`bash tools/setup\``,
     );
   }
   return candidate;
