@@ -12,6 +12,8 @@ module.exports = {
   kernel: bin("vmlinux"),
   /** static guest /init */
   init: bin("stasis-init"),
+  /** static guest agent, started by /init as /stasis-agent (docs/agent-protocol.md) */
+  agent: bin("stasis-agent"),
   /** tiny busybox base rootfs, booted when no image is given */
   baseRootfs: bin("base-rootfs.tar.gz"),
   /** mke2fs and mksquashfs wrappers with their libraries */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "clock.h"
 #include "config.h"
 #include "env.h"
@@ -10,6 +11,7 @@
 #include "report.h"
 #include "run.h"
 #include "serial.h"
+#include "term.h"
 #include "util.h"
 
 int main(void)
@@ -26,18 +28,23 @@ int main(void)
 
 	config_load(&cfg);
 	clock_set_from_boot_epoch();
+	agent_open(); /* the initramfs is out of sight after the switch */
 	if (cfg.root)
 		root_switch(&cfg);
 	else
 		mount_api("");
+	mount_devpts();
 
 	env_build(&env, &cfg);
+	term_install();
+	agent_start(env.vars);
 	if (chdir(cfg.cwd) != 0)
 		die_errno(errno, "chdir ", cfg.cwd, NULL);
 
 	report_milestone(MILESTONE_COMMAND_STARTED);
 	pid = run_start(cfg.cmd, env.vars, env_get(&env, "PATH"));
-	status = run_wait(pid);
+	term_forward_to(pid);
+	status = run_wait(pid, agent_child_exited);
 	report_milestone(MILESTONE_COMMAND_EXITED);
 	report_exit(status);
 }

@@ -62,6 +62,25 @@ void mount_api(const char *prefix)
 		 MS_NOSUID | MS_NODEV, "mode=1777");
 }
 
+void mount_devpts(void)
+{
+	struct stat st;
+
+	if (mkdir("/dev/pts", 0755) != 0 && errno != EEXIST) {
+		say_error("mkdir /dev/pts: ", strerror(errno), NULL);
+		return;
+	}
+	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "gid=5,mode=620,ptmxmode=666") != 0) {
+		say_error("mount devpts on /dev/pts: ", strerror(errno), NULL);
+		return;
+	}
+	/* devtmpfs normally has the ptmx node (it opens the pts instance next
+	 * to it); without one, point at the instance's own. */
+	if (lstat("/dev/ptmx", &st) != 0 && symlink("pts/ptmx", "/dev/ptmx") != 0)
+		say_error("symlink /dev/ptmx: ", strerror(errno), NULL);
+}
+
 /* Mounts an ext4 block device, naming the device in errors. */
 static void mount_disk(const char *dev, const char *dir, unsigned long flags, const char *role)
 {

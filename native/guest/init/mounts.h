@@ -12,6 +12,11 @@ void mount_dev(void);
  * ("" for the current root). Missing mount points are created. */
 void mount_api(const char *prefix);
 
+/* devpts on /dev/pts (a private instance; ptys for the agent) and a
+ * /dev/ptmx that reaches it. A failure is reported but not fatal: the
+ * command itself does not need ptys. */
+void mount_devpts(void);
+
 /* Mounts cfg->root read-only and the writable layer (cfg->upper or a
  * tmpfs), joins them with overlayfs, moves /dev into the result, mounts the
  * API filesystems there and makes it the root. Dies on failure. */

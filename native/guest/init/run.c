@@ -95,18 +95,21 @@ pid_t run_start(char *const argv[], char *const envp[], const char *path)
 	return pid;
 }
 
-int run_wait(pid_t pid)
+int run_wait(pid_t pid, void (*other)(pid_t pid, int status))
 {
 	for (;;) {
 		int st;
 		pid_t got = waitpid(-1, &st, __WALL);
 
-		if (got == pid) {
-			if (WIFSIGNALED(st))
-				return 128 + WTERMSIG(st);
-			return WEXITSTATUS(st);
-		}
-		if (got < 0 && errno != EINTR)
+		if (got > 0) {
+			int status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+
+			if (got == pid)
+				return status;
+			if (other)
+				other(got, status);
+		} else if (errno != EINTR) {
 			die_errno(errno, "wait", NULL);
+		}
 	}
 }

@@ -13,7 +13,8 @@
 pid_t run_start(char *const argv[], char *const envp[], const char *path);
 
 /* Reaps every child (orphans included) until `pid` exits; returns its
- * status: the exit code, or 128 + the signal that killed it. */
-int run_wait(pid_t pid);
+ * status: the exit code, or 128 + the signal that killed it. Every other
+ * reaped child is passed to `other` (may be NULL) with its status. */
+int run_wait(pid_t pid, void (*other)(pid_t pid, int status));
 
 #endif

@@ -10,15 +10,15 @@
 
 /* Writes "stasis-init: error: <parts...>\n" to fd 2 in one write.
  * The list of string parts ends with NULL. */
-void say_error(const char *first, ...);
+void say_error(const char *first, ...) __attribute__((sentinel));
 
 /* Prints "stasis-init: error: <parts...>: <strerror(err)>", reports
  * STATUS_SETUP_ERROR and never returns. The list ends with NULL. */
-_Noreturn void die_errno(int err, const char *first, ...);
+_Noreturn void die_errno(int err, const char *first, ...) __attribute__((sentinel));
 
 /* Prints "stasis-init: error: <parts...>", reports STATUS_SETUP_ERROR and
  * never returns. The list ends with NULL. */
-_Noreturn void die(const char *first, ...);
+_Noreturn void die(const char *first, ...) __attribute__((sentinel));
 
 /* Reads the whole file into buf and NUL-terminates it. Returns its length,
  * or -1 with errno set (EFBIG when it does not fit in cap - 1 bytes). */

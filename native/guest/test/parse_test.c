@@ -1,9 +1,11 @@
-/* Host-side checks of the config and /etc/environment readers.
+/* Host-side checks of the config and /etc/environment readers and of the
+ * shared JSON reader (common/json.c).
  * Built and run by `make -C native/guest/init test`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/json.h"
 #include "../init/config.h"
 #include "../init/env.h"
 
@@ -132,6 +134,52 @@ static void reads_environment_files(void)
 	CHECK(strcmp(env.vars[0], "PATH=/opt/bin:/bin") == 0);
 }
 
+/* The reader's extras the agent uses: booleans, integers, skipping. */
+static void reads_json_values(void)
+{
+	char text[] = "{\"a\": true, \"b\": false, \"n\": 493, \"skip\": [1, -2.5e3, {\"x\": [null, \"s\\u00e9\"]}, 0.25], \"z\": 65535}";
+	struct json j;
+	bool first = true, b;
+	unsigned long n;
+	int seen = 0;
+
+	json_init(&j, text);
+	CHECK(json_eat(&j, '{'));
+	while (json_more(&j, '}', &first)) {
+		char *k = json_str(&j);
+
+		CHECK(k && json_eat(&j, ':'));
+		if (strcmp(k, "a") == 0)
+			CHECK(json_bool(&j, &b) && b && ++seen);
+		else if (strcmp(k, "b") == 0)
+			CHECK(json_bool(&j, &b) && !b && ++seen);
+		else if (strcmp(k, "n") == 0)
+			CHECK(json_uint(&j, 07777, &n) && n == 493 && ++seen);
+		else if (strcmp(k, "z") == 0)
+			CHECK(json_uint(&j, 65535, &n) && n == 65535 && ++seen);
+		else
+			CHECK(json_skip(&j) && ++seen);
+	}
+	CHECK(json_end(&j) && seen == 5 && !j.err);
+
+	static const char *const bad_uint[] = { "65536", "-1", "1.5", "1e3", "01", "\"1\"", "99999999999999999999999" };
+	for (size_t i = 0; i < sizeof bad_uint / sizeof bad_uint[0]; i++) {
+		char buf[64];
+
+		snprintf(buf, sizeof buf, "%s", bad_uint[i]);
+		json_init(&j, buf);
+		CHECK(!json_uint(&j, 65535, &n) && j.err);
+	}
+	static const char *const bad_skip[] = { "[1,]", "{\"a\"}", "01", "-", "1.", "tru", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "" };
+	for (size_t i = 0; i < sizeof bad_skip / sizeof bad_skip[0]; i++) {
+		char buf[128];
+
+		snprintf(buf, sizeof buf, "%s", bad_skip[i]);
+		json_init(&j, buf);
+		CHECK(!(json_skip(&j) && json_end(&j)));
+	}
+}
+
 int main(void)
 {
 	accepts_full_config();
@@ -139,6 +187,7 @@ int main(void)
 	decodes_unicode();
 	rejects_bad_configs();
 	reads_environment_files();
+	reads_json_values();
 	if (failures) {
 		fprintf(stderr, "%d failure(s)\n", failures);
 		return 1;

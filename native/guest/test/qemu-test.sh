@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# End-to-end checks of /init under QEMU (TCG: fast on the project's machines).
-# Needs the guest kernel (tools/build-kernel), tools/build-guest and
-# tools/build-base. Usage: native/guest/test/qemu-test.sh [case-name-filter]
+# End-to-end checks of /init (and the agent) under QEMU (TCG: fast on the
+# project's machines). Needs the guest kernel (tools/build-kernel),
+# tools/build-guest and tools/build-base. QEMU has no vsock peer here, so the
+# agent's protocol is checked in the guest over a Unix socket with
+# test/agent-client.c. Usage: native/guest/test/qemu-test.sh [case-name-filter]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 bin="$root/packages/native-x64-linux/bin"
 kernel="${STASIS_KERNEL:-$bin/vmlinux}"
 init="$bin/stasis-init"
+agent="$bin/stasis-agent"
 base="$bin/base-rootfs.tar.gz"
 filter="${1:-}"
 
-for f in "$kernel" "$init" "$base"; do
+for f in "$kernel" "$init" "$agent" "$base"; do
   [[ -f "$f" ]] || { echo "qemu-test: missing $f" >&2; exit 1; }
 done
 
@@ -32,6 +35,34 @@ cat > "$tree/etc/environment" <<'ENV'
 PATH="/opt/tools:/usr/bin:/bin"
 FROM_IMAGE='image'
 ENV
+# The agent over a Unix socket, driven by the test client (the agent-unix
+# case). Frame lines are normalized: pids and pty numbers vary.
+cp "$agent" "$tree/opt/tools/stasis-agent"
+musl-gcc -std=c11 -D_GNU_SOURCE -Os -static -o "$tree/opt/tools/agent-client" \
+  "$root/native/guest/test/agent-client.c"
+cat > "$tree/opt/tools/agent-checks" <<'SH'
+#!/bin/sh
+stasis-agent --listen unix:/tmp/a.sock &
+i=0
+while [ ! -S /tmp/a.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+c() { agent-client /tmp/a.sock "$@" | sed 's/"pid":[0-9]*/"pid":N/; s#/dev/pts/[0-9]*#/dev/pts/N#'; }
+c '{"op":"ping"}'
+c '{"op":"exec","cmd":"echo out; sleep 0.2; echo err >&2; exit 4"}'
+c '{"op":"exec","argv":["no-such-cmd"]}'
+c '{"op":"exec","argv":["cat"],"stdin":true}' 'a\x00b\n'
+c '{"op":"exec","cmd":"stty size; tty; echo $TERM","pty":{"cols":100,"rows":30}}'
+c '{"op":"exec","argv":["sleep","100"],"pty":{}}' '\x03'
+c '{"op":"exec","cmd":"kill -9 $$"}'
+c '{"op":"exec","argv":["head","-c","300000","/dev/zero"]}' | sed 's/^O .*/O data/' | uniq
+c '{"op":"exec","cmd":"pwd","cwd":"/nope"}'
+c '{"op":"write","path":"/tmp/d/e/f","mode":448}' 'hello\n'
+stat -c %a /tmp/d/e/f
+c '{"op":"read","path":"/tmp/d/e/f"}'
+c '{"op":"secrets","secrets":{"K1":"v1","bad-key":"x"}}'
+c '{"op":"exec","cmd":"echo $K1"}'
+stat -c %a /run/stasis/secrets
+SH
+chmod 0755 "$tree/opt/tools/agent-checks"
 mke2fs -q -t ext4 -L stasis-root -d "$tree" "$work/root.img" 32M >/dev/null
 root_sum="$(sha256sum "$work/root.img")"
 
@@ -39,13 +70,15 @@ pass=0
 failed=()
 
 # run NAME CONFIG_JSON [upper|keep] [busybox-in-initramfs]
-# (upper: a fresh ext4 upper disk as vdb; keep: reuse the previous one)
+# (upper: a fresh ext4 upper disk as vdb; keep: reuse the previous one;
+# AGENT=1: /stasis-agent in the initramfs)
 # Leaves the status in $status, ttyS1 bytes in $work/out, ttyS0 in $work/err.
 run() {
   local name="$1" config="$2" upper="${3:-}" extra="${4:-}"
   local ird="$work/initrd" drives=()
   rm -rf "$ird" && mkdir -p "$ird/dev"
   cp "$init" "$ird/init"
+  if [[ -n "${AGENT:-}" ]]; then cp "$agent" "$ird/stasis-agent"; fi
   printf '%s' "$config" > "$ird/stasis-config.json"
   mknod "$ird/dev/console" c 5 1
   mkdir -p "$ird/etc" && echo 1700000000 > "$ird/etc/stasis-boot-epoch"
@@ -89,7 +122,8 @@ run() {
   wait "$qemu"
   rc=$?
   set -e
-  if [[ -s "$work/exitbyte" ]]; then status="$(od -An -tu1 "$work/exitbyte" | tr -d ' \n')"
+  # The first byte is /init's; the kernel writes a 0 after it on power-off.
+  if [[ -s "$work/exitbyte" ]]; then status="$(od -An -tu1 -N1 "$work/exitbyte" | tr -d ' \n')"
   elif (( rc & 1 )); then status=$(( rc >> 1 )); else status="qemu-rc-$rc"; fi
   milestones="$(od -An -tu1 "$work/milestones" | tr -d ' \n')"
   current="$name"
@@ -100,7 +134,7 @@ expect() { # expect DESCRIPTION COMMAND...
   if "$@"; then pass=$((pass + 1)); else
     failed+=("$current: $what")
     echo "  FAIL $current: $what (status=$status milestones=$milestones)" >&2
-    echo "  ttyS1: $(od -c "$work/out" | head -5)" >&2
+    echo "  ttyS1: $(head -c 160 "$work/out" | od -c)" >&2
     echo "  ttyS0: $(tail -c 600 "$work/err" | tr -d "\\0")" >&2
   fi
 }
@@ -155,7 +189,7 @@ if want upper; then
   run upper '{"cmd":["sh","-c","echo data > /etc/new-file && rm /etc/hostname && cat /etc/new-file"],'"$cfg_root"',"upper":"/dev/vdb"}' upper
   expect "status 0" status_is 0
   expect "output" out_is $'data\n'
-  expect "write landed in the upper layer" bash -c "debugfs -R 'cat /upper/etc/new-file' '$work/upper.img' 2>/dev/null | grep -qx data"
+  expect "write landed in the upper layer" bash -c "debugfs -R 'cat /upper/etc/new-file' '$work/upper.img' 2>/dev/null | grep -x data >/dev/null"
   expect "root image untouched" [ "$(sha256sum "$work/root.img")" = "$root_sum" ]
   run upper-again '{"cmd":["sh","-c","cat /etc/new-file; test -e /etc/hostname || echo gone"],'"$cfg_root"',"upper":"/dev/vdb"}' keep
   expect "a reused upper disk keeps its changes" out_is $'data\ngone\n'
@@ -172,6 +206,65 @@ if want initramfs; then
   run initramfs '{"cmd":["/bin/busybox","sh","-c","echo in-initramfs; /bin/busybox stat -c %a /tmp; exit 5"]}' "" busybox
   expect "status 5" status_is 5
   expect "output" out_is $'in-initramfs\n1777\n'
+fi
+if want term; then
+  run term '{"cmd":["sh","-c","trap \"echo got-term; exit 3\" TERM; kill -TERM 1; sleep 5 & wait"],'"$cfg_root"'}'
+  expect "SIGTERM to /init reaches the command" out_is $'got-term\n'
+  expect "status 3" status_is 3
+fi
+if want agent; then
+  AGENT=1 run agent '{"cmd":["sh","-c","sleep 1; grep -c \" /dev/pts devpts \" /proc/mounts; test -c /dev/ptmx && echo ptmx; cat /proc/[0-9]*/comm | grep -x stasis-agent"],'"$cfg_root"'}'
+  expect "status 0" status_is 0
+  expect "devpts, /dev/ptmx, the agent runs" out_is $'1\nptmx\nstasis-agent\n'
+  expect "milestone 4 (agent listening) between 1 and 3" bash -c "[[ '$milestones' =~ ^1(24|42)3\$ ]]"
+  expect "no agent messages" bash -c "! grep -q stasis-agent '$work/err'"
+  AGENT=1 run agent-restart '{"cmd":["sh","-c","sleep 1.5; p=$(pidof stasis-agent); kill $p; sleep 1; q=$(pidof stasis-agent); [ -n \"$q\" ] && [ \"$q\" != \"$p\" ] && echo restarted"],'"$cfg_root"'}'
+  expect "a killed agent is restarted" out_is $'restarted\n'
+  expect "message" err_has "stasis-init: error: the agent exited (status 143); restarting it"
+  AGENT=1 run agent-initramfs '{"cmd":["/bin/busybox","sh","-c","/bin/busybox sleep 1; /bin/busybox cat /proc/[0-9]*/comm | /bin/busybox grep -x stasis-agent"]}' "" busybox
+  expect "the agent also runs without a root disk" out_is $'stasis-agent\n'
+  run no-agent '{"cmd":["sh","-c","sleep 1; cat /proc/[0-9]*/comm | grep -c stasis-agent"],'"$cfg_root"'}'
+  expect "no /stasis-agent, no agent, no complaint" out_is $'0\n'
+  expect "status 1 (grep -c found none)" status_is 1
+fi
+if want agent-unix; then
+  run agent-unix '{"cmd":["/opt/tools/agent-checks"],'"$cfg_root"'}'
+  expect "status 0" status_is 0
+  expect "the protocol under the guest kernel" out_is 'A {"version":1}
+X {"code":0}
+A {"pid":N}
+O out\n
+E err\n
+X {"code":4}
+A {"pid":N}
+E stasis-agent: no-such-cmd: No such file or directory\n
+X {"code":127}
+A {"pid":N}
+O a\x00b\n
+X {"code":0}
+A {"pid":N}
+O 30 100\r\n/dev/pts/N\r\nxterm-256color\r\n
+X {"code":0}
+A {"pid":N}
+O ^C
+X {"code":130,"signal":2}
+A {"pid":N}
+X {"code":137,"signal":9}
+A {"pid":N}
+O data
+X {"code":0}
+F {"error":"ENOENT","message":"cwd /nope: No such file or directory"}
+X {"code":0}
+700
+A {"size":6}
+O hello\n
+X {"code":0}
+X {"code":0,"accepted":1}
+A {"pid":N}
+O v1\n
+X {"code":0}
+600
+'
 fi
 if want setup; then
   run bad-json '{"cmd":["a"],}'

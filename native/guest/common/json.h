@@ -1,10 +1,12 @@
-/* A small strict JSON reader, just enough for /stasis-config.json: objects,
- * arrays, strings and `null`. It works in place on a NUL-terminated buffer;
+/* A small strict JSON reader shared by /init (/stasis-config.json) and the
+ * agent (request frames): objects, arrays, strings, `null`, booleans and
+ * non-negative integers, plus skipping any value. It works in place on a
+ * NUL-terminated buffer;
  * strings are decoded into the buffer itself, so the returned pointers stay
  * valid as long as the buffer does. The first error stops everything and is
  * kept in `err` (with `p` at the offending byte). */
-#ifndef STASIS_INIT_JSON_H
-#define STASIS_INIT_JSON_H
+#ifndef STASIS_GUEST_JSON_H
+#define STASIS_GUEST_JSON_H
 
 #include <stdbool.h>
 
@@ -29,6 +31,16 @@ bool json_null(struct json *j);
 /* Reads a string, decoding escapes in place. NULL on error. Strings that
  * contain U+0000 are refused (they cannot become C strings). */
 char *json_str(struct json *j);
+
+/* Reads `true` or `false` into *out; false (and an error) otherwise. */
+bool json_bool(struct json *j, bool *out);
+
+/* Reads a non-negative integer no larger than max (no sign, fraction or
+ * exponent) into *out; false (and an error) otherwise. */
+bool json_uint(struct json *j, unsigned long max, unsigned long *out);
+
+/* Skips one value of any kind (nesting depth at most 32). */
+bool json_skip(struct json *j);
 
 /* Walks the items of an array or object whose opening byte was consumed.
  * Call it before each item with *first initially true: it returns true when

@@ -221,3 +221,151 @@ bool json_end(struct json *j)
 	}
 	return true;
 }
+
+/* Consumes the literal word (after whitespace) if it comes next. */
+static bool literal(struct json *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (strncmp(j->p, word, n) != 0)
+		return false;
+	j->p += n;
+	return true;
+}
+
+bool json_bool(struct json *j, bool *out)
+{
+	if (j->err)
+		return false;
+	json_peek(j);
+	if (literal(j, "true")) {
+		*out = true;
+		return true;
+	}
+	if (literal(j, "false")) {
+		*out = false;
+		return true;
+	}
+	json_fail(j, "expected true or false");
+	return false;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+bool json_uint(struct json *j, unsigned long max, unsigned long *out)
+{
+	unsigned long v = 0;
+	char *p;
+
+	if (j->err)
+		return false;
+	if (!is_digit(json_peek(j))) {
+		json_fail(j, "expected a non-negative integer");
+		return false;
+	}
+	for (p = j->p; is_digit(*p); p++) {
+		unsigned long d = (unsigned long)(*p - '0');
+
+		if (v > max / 10 || d > max - v * 10) {
+			json_fail(j, "number out of range");
+			return false;
+		}
+		v = v * 10 + d;
+	}
+	if ((p - j->p > 1 && j->p[0] == '0') || *p == '.' || *p == 'e' || *p == 'E') {
+		json_fail(j, "expected a non-negative integer");
+		return false;
+	}
+	j->p = p;
+	*out = v;
+	return true;
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool skip_number(struct json *j)
+{
+	char *p = j->p;
+
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (is_digit(*p))
+		while (is_digit(*p))
+			p++;
+	else
+		goto bad;
+	if (*p == '.') {
+		if (!is_digit(*++p))
+			goto bad;
+		while (is_digit(*p))
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		if (*++p == '+' || *p == '-')
+			p++;
+		if (!is_digit(*p))
+			goto bad;
+		while (is_digit(*p))
+			p++;
+	}
+	j->p = p;
+	return true;
+bad:
+	j->p = p;
+	json_fail(j, "bad number");
+	return false;
+}
+
+static bool skip_value(struct json *j, int depth)
+{
+	char c = json_peek(j);
+	bool first = true;
+
+	if (j->err)
+		return false;
+	if (depth > 32) {
+		json_fail(j, "nested too deeply");
+		return false;
+	}
+	switch (c) {
+	case '"':
+		return json_str(j) != NULL;
+	case '[':
+		j->p++;
+		while (json_more(j, ']', &first))
+			if (!skip_value(j, depth + 1))
+				return false;
+		return !j->err;
+	case '{':
+		j->p++;
+		while (json_more(j, '}', &first))
+			if (!json_str(j) || !json_eat(j, ':') || !skip_value(j, depth + 1))
+				return false;
+		return !j->err;
+	case 't':
+	case 'f': {
+		bool b;
+
+		return json_bool(j, &b);
+	}
+	case 'n':
+		if (json_null(j))
+			return true;
+		json_fail(j, "invalid literal");
+		return false;
+	default:
+		if (c == '-' || is_digit(c))
+			return skip_number(j);
+		json_fail(j, c ? "expected a value" : "unexpected end of text");
+		return false;
+	}
+}
+
+bool json_skip(struct json *j)
+{
+	return skip_value(j, 0);
+}

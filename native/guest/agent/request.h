@@ -1,0 +1,45 @@
+/* The `R` frame: one JSON object, read into a struct. Every field any op
+ * uses is read whatever the op; unknown keys are skipped; a value of the
+ * wrong type (or text that is not JSON) makes the request malformed. */
+#ifndef STASIS_AGENT_REQUEST_H
+#define STASIS_AGENT_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum op { OP_UNKNOWN, OP_PING, OP_EXEC, OP_WRITE, OP_READ, OP_SECRETS, OP_WINSIZE, OP_SHUTDOWN };
+
+/* A growable list of strings, NULL-terminated once it holds any. */
+struct strlist {
+	char **v;
+	size_t n, cap;
+};
+
+struct request {
+	enum op op;
+	/* exec */
+	const char *cmd;           /* NULL if absent */
+	bool has_argv;
+	struct strlist argv;
+	struct strlist env_keys, env_values;
+	const char *cwd;           /* NULL = "/" */
+	bool stdin;
+	bool pty;
+	unsigned cols, rows;       /* 0 = default */
+	const char *term;          /* NULL = default */
+	/* write, read */
+	const char *path;
+	long mode;                 /* -1 = not given */
+	bool append, mkdirs;
+	/* secrets */
+	struct strlist secret_keys, secret_values;
+};
+
+/* Parses text (modified in place; the request points into it). False when
+ * the request is malformed (a protocol error). */
+bool request_parse(char *text, struct request *r);
+
+/* Frees the lists (not the text). */
+void request_free(struct request *r);
+
+#endif

@@ -1,0 +1,25 @@
+/* The guest agent (docs/agent-protocol.md §2): /init starts it from the
+ * initramfs, in the switched root, before the command, and keeps it
+ * running. A boot without /stasis-agent simply has no agent. */
+#ifndef STASIS_INIT_AGENT_H
+#define STASIS_INIT_AGENT_H
+
+#include <sys/types.h>
+
+#define AGENT_PATH "/stasis-agent"
+
+/* Opens AGENT_PATH. Must run before the root switch hides the initramfs;
+ * a missing file is not an error. */
+void agent_open(void);
+
+/* Starts the agent (if opened) in a session of its own with envp, its
+ * stdout and stderr on /dev/console. envp must stay valid: a restart uses
+ * it again. */
+void agent_start(char *const envp[]);
+
+/* Tells the agent module that a child exited (every reaped pid comes
+ * here). If it was the agent, it is restarted, unless it lived less than a
+ * second (then it stays down, with a message). */
+void agent_child_exited(pid_t pid, int status);
+
+#endif

@@ -1,0 +1,17 @@
+/* SIGTERM to /init (the agent's `shutdown`, or anyone in the guest) is
+ * forwarded to the command's process group: the command was started with
+ * setsid, so its pgid is its pid. The VM ends when the command exits, as
+ * always. */
+#ifndef STASIS_INIT_TERM_H
+#define STASIS_INIT_TERM_H
+
+#include <sys/types.h>
+
+/* Installs the handler (PID 1 gets no signal it does not handle). A
+ * SIGTERM that arrives before the command runs is kept for it. */
+void term_install(void);
+
+/* From now on SIGTERM goes to the process group `pid`. */
+void term_forward_to(pid_t pid);
+
+#endif
