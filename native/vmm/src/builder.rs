@@ -16,6 +16,7 @@ use crate::devices::ports::{ExitPort, I8042, MilestonePort, Sink};
 use crate::devices::serial::{FdOutput, Serial};
 use crate::devices::virtio::blk::Block;
 use crate::devices::virtio::mmio::{MmioTransport, WINDOW_SIZE};
+use crate::devices::virtio::vsock::VsockBridge;
 use crate::devices::{Bus, Irq, SharedDevice};
 use crate::hv::kvm::bindings::{
     KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_IRQCHIP, KVM_CAP_IRQFD, KVM_CAP_MAX_VCPUS, KVM_CAP_PIT2, KVM_CAP_USER_MEMORY,
@@ -54,6 +55,9 @@ pub struct Hooks {
     /// Descriptors for COM1 (ttyS0) and COM2 (ttyS1) output.
     pub com1_fd: i32,
     pub com2_fd: i32,
+    /// The vsock bridge (`--vsock`), already listening; its device goes in
+    /// the virtio-mmio slot after the disks.
+    pub vsock: Option<Arc<VsockBridge>>,
 }
 
 pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
@@ -150,7 +154,11 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
     insert(&mut pio, 0x87, 1, Arc::new(Mutex::new(Sink::new(0))))?; // DMA page register
     insert(&mut pio, 0xed, 1, Arc::new(Mutex::new(Sink::new(0))))?; // alternative io delay
 
-    let virtio_args = attach_disks(&cfg.disks, &mut mmio, &vm_fd, &memory)?;
+    let mut virtio_args = attach_disks(&cfg.disks, &mut mmio, &vm_fd, &memory)?;
+    if let Some(bridge) = &hooks.vsock {
+        virtio_args.push(attach_vsock(bridge, cfg.disks.len(), &mut mmio, &vm_fd, &memory)?);
+    }
+    let virtio_slots = cfg.disks.len() + usize::from(hooks.vsock.is_some());
 
     // Kernel command line.
     let tsc_khz = vcpu_fds.first().and_then(|v| v.tsc_khz());
@@ -166,7 +174,7 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
     memory.write(CMDLINE_ADDR, &c).map_err(setup("writing the command line"))?;
 
     // Boot tables.
-    let irqs: Vec<u32> = (0..cfg.disks.len()).filter_map(virtio_slot).map(|(_, irq)| irq).collect();
+    let irqs: Vec<u32> = (0..virtio_slots).filter_map(virtio_slot).map(|(_, irq)| irq).collect();
     let mp = mptable::build(MPTABLE_ADDR, cfg.cpus, &irqs).map_err(setup("MP table"))?;
     memory.write(MPTABLE_ADDR, &mp).map_err(setup("writing the MP table"))?;
     regs::write_boot_tables(&memory).map_err(setup("writing page tables"))?;
@@ -245,6 +253,23 @@ fn attach_disks(disks: &[DiskConfig], mmio: &mut Bus, vm_fd: &VmFd, memory: &Arc
         args.push(format!("virtio_mmio.device=4K@{addr:#x}:{irq}"));
     }
     Ok(args)
+}
+
+/// Puts the vsock device in virtio-mmio slot `slot` (the one after the
+/// disks) and returns its `virtio_mmio.device=` argument.
+fn attach_vsock(
+    bridge: &VsockBridge,
+    slot: usize,
+    mmio: &mut Bus,
+    vm_fd: &VmFd,
+    memory: &Arc<GuestMemory>,
+) -> Result<String, BuildError> {
+    let (addr, irq) = virtio_slot(slot)
+        .ok_or_else(|| BuildError::new("VMM_SETUP", format!("no virtio-mmio slot left for vsock ({slot} disks)")))?;
+    let irqfd: Arc<dyn Irq> = Arc::new(vm_fd.irqfd(irq).map_err(setup("KVM_IRQFD"))?);
+    let transport = MmioTransport::new(memory.clone(), Box::new(bridge.device()), irqfd);
+    insert(mmio, addr, WINDOW_SIZE.min(VIRTIO_MMIO_SLOT_SIZE), Arc::new(Mutex::new(transport)))?;
+    Ok(format!("virtio_mmio.device=4K@{addr:#x}:{irq}"))
 }
 
 /// The kernel command line of docs/guest-contract.md.
@@ -331,10 +356,11 @@ mod tests {
             append: None,
             control: None,
             report_fd: None,
+            vsock: None,
         };
         let lifecycle = Arc::new(Lifecycle::new());
         let report = Arc::new(Report::new(Some(rep[1]), std::time::Instant::now()));
-        let hooks = Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: com2[1], com2_fd: com2[1] };
+        let hooks = Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: com2[1], com2_fd: com2[1], vsock: None };
         let mut vm = build(&cfg, &hooks).unwrap();
         assert!(vm.cmdline.starts_with("console=ttyS0 8250.nr_uarts=2"));
 

@@ -21,6 +21,8 @@ usage: stasis-vmm --kernel <vmlinux> [options]
   --append <text>        extra kernel command line
   --control <path>       JSON-lines control socket
   --report-fd <n>        write JSON-lines events to this open descriptor
+  --vsock <path>         virtio-vsock bridge: Unix socket for host <-> guest
+                         streams, guest CID 3 (env STASIS_VSOCK)
   --help                 this text";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub struct Config {
     pub append: Option<String>,
     pub control: Option<PathBuf>,
     pub report_fd: Option<i32>,
+    /// The vsock bridge socket (docs/agent-protocol.md §1).
+    pub vsock: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -93,6 +97,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
     let mut append: Option<String> = None;
     let mut control = None;
     let mut report_fd = None;
+    let mut vsock = None;
 
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -105,6 +110,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
         };
         let known = [
             "--kernel", "--initrd", "--memory", "--cpus", "--disk", "--append", "--control", "--report-fd",
+            "--vsock",
         ];
         if !known.contains(&flag) {
             return err(format!("unknown argument {arg:?} (see --help)"));
@@ -141,6 +147,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
                     _ => return err(format!("--report-fd must be a descriptor number, got {value:?}")),
                 })
             }
+            "--vsock" => {
+                if value.is_empty() {
+                    return err("--vsock needs a socket path");
+                }
+                vsock = Some(PathBuf::from(value))
+            }
             _ => unreachable!("flag list checked above"),
         }
     }
@@ -156,6 +168,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
             None => DEFAULT_MEMORY_MIB,
         },
     };
+    let vsock = vsock.or_else(|| env("STASIS_VSOCK").filter(|v| !v.is_empty()).map(PathBuf::from));
     if append.as_deref().is_some_and(|a| a.contains('\0') || a.contains('\n')) {
         return err("--append must not contain NUL or newline characters");
     }
@@ -168,6 +181,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
         append,
         control,
         report_fd,
+        vsock,
     }))
 }
 
@@ -192,7 +206,8 @@ mod tests {
     fn full_command_line() {
         let c = run(&[
             "--kernel", "/k", "--initrd=/i", "--memory", "128", "--cpus", "2", "--disk", "/a.img:ro", "--disk",
-            "/b.img", "--append", "x=1", "--append", "y", "--control", "/tmp/s", "--report-fd", "3",
+            "/b.img", "--append", "x=1", "--append", "y", "--control", "/tmp/s", "--report-fd", "3", "--vsock",
+            "/tmp/v.sock",
         ])
         .unwrap();
         assert_eq!(c.kernel, PathBuf::from("/k"));
@@ -205,6 +220,24 @@ mod tests {
         assert_eq!(c.append.as_deref(), Some("x=1 y"));
         assert_eq!(c.control, Some(PathBuf::from("/tmp/s")));
         assert_eq!(c.report_fd, Some(3));
+        assert_eq!(c.vsock, Some(PathBuf::from("/tmp/v.sock")));
+    }
+
+    #[test]
+    fn vsock_flag_and_environment() {
+        assert_eq!(run(&["--kernel", "/k"]).unwrap().vsock, None);
+        assert_eq!(run(&["--kernel", "/k", "--vsock=/a.sock"]).unwrap().vsock, Some(PathBuf::from("/a.sock")));
+        let env = |k: &str| (k == "STASIS_VSOCK").then(|| "/env.sock".to_string());
+        let Parsed::Run(c) = parse(&args(&["--kernel", "/k"]), &env).unwrap() else { panic!() };
+        assert_eq!(c.vsock, Some(PathBuf::from("/env.sock")));
+        // The flag wins; an empty variable means unset.
+        let Parsed::Run(c) = parse(&args(&["--kernel", "/k", "--vsock", "/flag.sock"]), &env).unwrap() else { panic!() };
+        assert_eq!(c.vsock, Some(PathBuf::from("/flag.sock")));
+        let empty = |k: &str| (k == "STASIS_VSOCK").then(String::new);
+        let Parsed::Run(c) = parse(&args(&["--kernel", "/k"]), &empty).unwrap() else { panic!() };
+        assert_eq!(c.vsock, None);
+        assert!(run(&["--kernel", "/k", "--vsock"]).is_err());
+        assert!(run(&["--kernel", "/k", "--vsock="]).is_err());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! `{"cmd":"status"}`   → `{"ok":true,"state":"running","pid":…,"vcpus":…,"memoryMib":…,"uptimeMs":…}`
 //! `{"cmd":"shutdown"}` → `{"ok":true}`, then the VM stops (reason `shutdown`)
+//! `{"cmd":"detach"}`   → `{"ok":true}` once the VMM's parent-death signal is
+//!                        cleared (it then outlives the process that started it)
 //! anything else        → `{"ok":false,"error":"…"}`; the connection stays up.
 //!
 //! The socket file is removed when the VMM exits (`ControlServer::cleanup`).
@@ -11,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -19,6 +21,8 @@ use crate::lifecycle::{Lifecycle, VmExit};
 
 /// Longest request line accepted; longer lines get an error reply.
 const MAX_LINE: usize = 64 * 1024;
+/// How long `detach` waits for the main thread to clear the signal.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct StatusInfo {
@@ -31,6 +35,7 @@ pub struct StatusInfo {
 pub enum Request {
     Status,
     Shutdown,
+    Detach,
 }
 
 /// Parses one request line.
@@ -40,6 +45,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
     match obj.get("cmd") {
         Some(Value::String(c)) if c == "status" => Ok(Request::Status),
         Some(Value::String(c)) if c == "shutdown" => Ok(Request::Shutdown),
+        Some(Value::String(c)) if c == "detach" => Ok(Request::Detach),
         Some(Value::String(c)) => Err(format!("unknown cmd {c:?}")),
         Some(_) => Err("\"cmd\" must be a string".into()),
         None => Err("missing \"cmd\"".into()),
@@ -56,7 +62,7 @@ fn reply(req: &Result<Request, String>, info: &StatusInfo) -> Value {
             "memoryMib": info.memory_mib,
             "uptimeMs": info.start.elapsed().as_millis() as u64,
         }),
-        Ok(Request::Shutdown) => json!({"ok": true}),
+        Ok(Request::Shutdown) | Ok(Request::Detach) => json!({"ok": true}),
         Err(e) => json!({"ok": false, "error": e}),
     }
 }
@@ -124,11 +130,14 @@ fn serve(conn: UnixStream, info: &StatusInfo, lifecycle: &Lifecycle) {
     let Ok(mut writer) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);
     while let Ok(Some(line)) = read_line(&mut reader) {
-        let req = match line {
+        let mut req = match line {
             Ok(l) if l.trim().is_empty() => continue,
             Ok(l) => parse_request(l.trim()),
             Err(e) => Err(e),
         };
+        if req == Ok(Request::Detach) && !lifecycle.request_detach(DETACH_TIMEOUT) {
+            req = Err("could not clear the parent-death signal (VM stopping?)".into());
+        }
         let mut out = reply(&req, info).to_string();
         out.push('\n');
         if writer.write_all(out.as_bytes()).is_err() {
@@ -149,6 +158,7 @@ mod tests {
     fn parses_requests() {
         assert_eq!(parse_request(r#"{"cmd":"status"}"#), Ok(Request::Status));
         assert_eq!(parse_request(r#"{"cmd":"shutdown","extra":1}"#), Ok(Request::Shutdown));
+        assert_eq!(parse_request(r#"{"cmd":"detach"}"#), Ok(Request::Detach));
         for bad in ["", "{", "[]", "42", r#"{"cmd":7}"#, r#"{"c":"status"}"#, r#"{"cmd":"reboot"}"#, "\u{0}"] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
@@ -183,7 +193,18 @@ mod tests {
         assert_eq!((st["ok"].clone(), st["vcpus"].clone(), st["memoryMib"].clone()), (json!(true), json!(2), json!(128)));
         assert_eq!(st["state"], "running");
         assert!(!lifecycle.stopping());
+        // detach is answered once the waiting (main) thread served it.
+        let waiter = {
+            let l = lifecycle.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                let exit = l.wait_serving(|| n += 1);
+                (exit, n)
+            })
+        };
+        assert_eq!(ask(b"{\"cmd\":\"detach\"}\n"), json!({"ok": true}));
         assert_eq!(ask(b"\n{\"cmd\":\"shutdown\"}\n")["ok"], true);
+        assert_eq!(waiter.join().unwrap(), (VmExit::shutdown(), 1));
         assert_eq!(lifecycle.wait(), VmExit::shutdown());
         server.cleanup();
         assert!(!path.exists());

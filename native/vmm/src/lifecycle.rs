@@ -2,9 +2,14 @@
 //! reset, a fatal vCPU error, the control socket, a signal) records why,
 //! every vCPU stops entering the guest, and the main thread wakes up to
 //! report and exit.
+//!
+//! The main thread's wait also serves `detach` requests (control socket):
+//! the parent-death signal is a per-thread setting made on the main
+//! thread, so only the main thread can clear it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
@@ -54,9 +59,16 @@ impl VmExit {
 }
 
 #[derive(Default)]
+struct State {
+    exit: Option<VmExit>,
+    detach_requested: bool,
+    detached: bool,
+}
+
+#[derive(Default)]
 pub struct Lifecycle {
     stopping: AtomicBool,
-    exit: Mutex<Option<VmExit>>,
+    state: Mutex<State>,
     wake: Condvar,
 }
 
@@ -67,9 +79,9 @@ impl Lifecycle {
 
     /// Asks the VM to stop; only the first request decides how it ends.
     pub fn request_exit(&self, exit: VmExit) {
-        let mut slot = self.exit.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(exit);
+        let mut st = self.lock();
+        if st.exit.is_none() {
+            st.exit = Some(exit);
         }
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_all();
@@ -79,14 +91,55 @@ impl Lifecycle {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Blocks until an exit has been requested and returns it.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until an exit has been requested and returns it (tests; the
+    /// VMM's main thread uses `wait_serving`).
+    #[cfg(test)]
     pub fn wait(&self) -> VmExit {
-        let mut slot = self.exit.lock().unwrap_or_else(|e| e.into_inner());
+        self.wait_serving(|| {})
+    }
+
+    /// Like `wait`, and runs `detach` (on this thread) once when a
+    /// `request_detach` arrives first.
+    pub fn wait_serving(&self, mut detach: impl FnMut()) -> VmExit {
+        let mut st = self.lock();
         loop {
-            if let Some(exit) = slot.clone() {
+            if let Some(exit) = st.exit.clone() {
                 return exit;
             }
-            slot = self.wake.wait(slot).unwrap_or_else(|e| e.into_inner());
+            if st.detach_requested && !st.detached {
+                detach();
+                st.detached = true;
+                self.wake.notify_all();
+                continue;
+            }
+            st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Asks the waiting thread to detach and waits (up to `timeout`) until
+    /// it has; true once detached. False if the VM is stopping or nobody
+    /// served the request in time.
+    pub fn request_detach(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        st.detach_requested = true;
+        self.wake.notify_all();
+        loop {
+            if st.detached {
+                return true;
+            }
+            if st.exit.is_some() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self.wake.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
@@ -107,5 +160,25 @@ mod tests {
         assert!(l.stopping());
         assert_eq!(t.join().unwrap(), VmExit::guest(3));
         assert_eq!(l.wait().reason.as_str(), "guest");
+    }
+
+    #[test]
+    fn detach_is_served_by_the_waiting_thread() {
+        let l = Arc::new(Lifecycle::new());
+        // Nobody serving yet: the request times out.
+        assert!(!l.request_detach(Duration::from_millis(20)));
+        let l2 = l.clone();
+        let t = std::thread::spawn(move || {
+            let mut served = Vec::new();
+            let exit = l2.wait_serving(|| served.push(std::thread::current().id()));
+            (exit, served)
+        });
+        assert!(l.request_detach(Duration::from_secs(5)));
+        assert!(l.request_detach(Duration::from_secs(5)), "already detached");
+        l.request_exit(VmExit::shutdown());
+        let (exit, served) = t.join().unwrap();
+        assert_eq!(exit, VmExit::shutdown());
+        assert_eq!(served.len(), 1, "served once, on the waiting thread");
+        assert_ne!(served[0], std::thread::current().id());
     }
 }

@@ -14,12 +14,14 @@ mod vcpu;
 mod vm;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::builder::Hooks;
 use crate::config::Parsed;
 use crate::control::{ControlServer, StatusInfo};
+use crate::devices::virtio::vsock::{shutdown::request_agent_shutdown, VsockBridge};
 use crate::hv::kvm::Backend;
 use crate::lifecycle::{Lifecycle, VmExit};
 use crate::report::{ms, Report, Stats};
@@ -27,6 +29,9 @@ use crate::vcpu::{VcpuHandle, EXIT_KINDS};
 
 /// How long main waits for kicked vCPU threads before exiting anyway.
 const VCPU_STOP_GRACE: Duration = Duration::from_millis(500);
+/// How long the guest agent has to accept a graceful `shutdown` after
+/// SIGTERM/SIGINT before the VMM stops at once.
+const GRACEFUL_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn main() {
     let start = Instant::now();
@@ -68,23 +73,49 @@ fn tie_to_parent() {
     }
 }
 
+/// `detach` (control socket): undoes `tie_to_parent`. PR_SET_PDEATHSIG is
+/// a per-thread setting, so this runs on the main thread, which set it
+/// (Lifecycle::wait_serving calls it there).
+fn clear_parent_death_signal() {
+    // SAFETY: prctl has no memory-safety preconditions.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong, 0, 0, 0) };
+}
+
 fn run(cfg: config::Config, start: Instant) -> i32 {
     // SIGPIPE ignored: a vanished reader shows up as EPIPE, handled per sink.
     // SAFETY: setting a signal disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let lifecycle = Arc::new(Lifecycle::new());
     let report = Arc::new(Report::new(cfg.report_fd, start));
-    if let Err(e) = watch_termination_signals(lifecycle.clone()) {
+    if let Err(e) = watch_termination_signals(lifecycle.clone(), cfg.vsock.clone()) {
         return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("signal setup: {e}"));
     }
     if let Err(e) = vcpu::install_kick_handler() {
         return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("signal setup: {e}"));
     }
 
-    let hooks = Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: 2, com2_fd: 1 };
+    // Bound after the signal mask is set, so its I/O thread inherits it.
+    let vsock = match &cfg.vsock {
+        Some(path) => match VsockBridge::bind(path) {
+            Ok(b) => Some(b),
+            Err(e) => return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("vsock socket {}: {e}", path.display())),
+        },
+        None => None,
+    };
+    let cleanup_vsock = || {
+        if let Some(v) = &vsock {
+            v.cleanup();
+        }
+    };
+
+    let hooks =
+        Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: 2, com2_fd: 1, vsock: vsock.clone() };
     let mut vm = match builder::build(&cfg, &hooks) {
         Ok(vm) => vm,
-        Err(e) => return fail(&report, start, cfg.cpus, e.code, &e.message),
+        Err(e) => {
+            cleanup_vsock();
+            return fail(&report, start, cfg.cpus, e.code, &e.message);
+        }
     };
     if vm.backend == Backend::Pvm && std::env::var_os("STASIS_VMM_DEBUG").is_some() {
         eprintln!("stasis-vmm: kvm_pvm backend; cmdline: {}", vm.cmdline);
@@ -95,7 +126,10 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
             let info = StatusInfo { vcpus: cfg.cpus, memory_mib: cfg.memory_mib, start };
             match ControlServer::start(path, info, lifecycle.clone()) {
                 Ok(c) => Some(c),
-                Err(e) => return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("control socket {}: {e}", path.display())),
+                Err(e) => {
+                    cleanup_vsock();
+                    return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("control socket {}: {e}", path.display()));
+                }
             }
         }
         None => None,
@@ -113,16 +147,17 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
         }
     }
 
-    let exit = lifecycle.wait();
+    let exit = lifecycle.wait_serving(clear_parent_death_signal);
     stop_vcpus(&handles);
     if let Some((_, message)) = &exit.error {
         eprintln!("stasis-vmm: error: {message}");
     }
     report.exit(&exit);
-    report.stats(&final_stats(&handles, setup_ns, start, cfg.cpus));
+    report.stats(&final_stats(&handles, setup_ns, start, cfg.cpus, vsock.as_deref()));
     if let Some(c) = &control {
         c.cleanup();
     }
+    cleanup_vsock();
     // Serial output is written unbuffered; holding each UART's lock makes
     // sure no vCPU is mid-write when the process goes away.
     let _guards: Vec<_> = vm.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner())).collect();
@@ -135,7 +170,7 @@ fn fail(report: &Report, start: Instant, vcpus: u32, code: &'static str, message
     let exit = VmExit::error(code, message.to_string());
     report.exit(&exit);
     let setup_ns = start.elapsed().as_nanos() as u64;
-    report.stats(&final_stats(&[], setup_ns, start, vcpus));
+    report.stats(&final_stats(&[], setup_ns, start, vcpus, None));
     exit.status
 }
 
@@ -152,8 +187,9 @@ fn stop_vcpus(handles: &[VcpuHandle]) {
     }
 }
 
-fn final_stats(handles: &[VcpuHandle], setup_ns: u64, start: Instant, vcpus: u32) -> Stats {
+fn final_stats(handles: &[VcpuHandle], setup_ns: u64, start: Instant, vcpus: u32, vsock: Option<&VsockBridge>) -> Stats {
     let (inside, outside, exits) = vcpu::total_stats(handles);
+    let vs = vsock.map(VsockBridge::stats).unwrap_or_default();
     let (rss, anon, file, shmem) = report::rss_kib();
     let exits: BTreeMap<String, u64> =
         EXIT_KINDS.iter().map(|(k, name)| (name.to_string(), exits[*k as usize])).filter(|(_, n)| *n > 0).collect();
@@ -169,12 +205,20 @@ fn final_stats(handles: &[VcpuHandle], setup_ns: u64, start: Instant, vcpus: u32
         rss_file_kib: file,
         rss_shmem_kib: shmem,
         vcpus,
+        vsock_streams: vs.streams,
+        vsock_bytes_to_guest: vs.bytes_to_guest,
+        vsock_bytes_to_host: vs.bytes_to_host,
+        vsock_io_thread_ms: ms(vs.io_thread_ns),
     }
 }
 
-/// SIGTERM and SIGINT mean `shutdown`. They are blocked in every thread
-/// (threads inherit the mask) and taken synchronously by one thread.
-fn watch_termination_signals(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
+/// SIGTERM and SIGINT are blocked in every thread (threads inherit the
+/// mask) and taken synchronously by one thread. Without a vsock bridge
+/// they mean `shutdown`. With one, the first asks the guest agent to shut
+/// down (the guest command gets SIGTERM and the guest ends the VM itself);
+/// if the agent has not accepted within GRACEFUL_STOP_TIMEOUT, or on a
+/// second signal, the VMM stops at once.
+fn watch_termination_signals(lifecycle: Arc<Lifecycle>, vsock: Option<PathBuf>) -> std::io::Result<()> {
     // SAFETY: building a signal set and blocking it for this thread (and so
     // for every thread spawned after this).
     let set = unsafe {
@@ -188,12 +232,37 @@ fn watch_termination_signals(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
         }
         set
     };
-    std::thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: waiting on a valid, blocked signal set.
-        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-            lifecycle.request_exit(VmExit::shutdown());
+    std::thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
+        let mut graceful = vsock;
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: waiting on a valid, blocked signal set.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            match graceful.take() {
+                Some(path) => ask_guest_to_stop(path, lifecycle.clone()),
+                None => lifecycle.request_exit(VmExit::shutdown()),
+            }
         }
     })?;
     Ok(())
+}
+
+/// From a helper thread: the agent's `shutdown` over our own bridge; any
+/// failure or timeout means `shutdown` at once. On success nothing more
+/// happens here: the guest ends the VM through the exit port.
+fn ask_guest_to_stop(bridge: PathBuf, lifecycle: Arc<Lifecycle>) {
+    let l = lifecycle.clone();
+    let spawned = std::thread::Builder::new().name("graceful-stop".into()).stack_size(128 * 1024).spawn(move || {
+        if let Err(e) = request_agent_shutdown(&bridge, GRACEFUL_STOP_TIMEOUT) {
+            if std::env::var_os("STASIS_VMM_DEBUG").is_some() {
+                eprintln!("stasis-vmm: graceful stop through the agent failed ({e}); stopping now");
+            }
+            l.request_exit(VmExit::shutdown());
+        }
+    });
+    if spawned.is_err() {
+        lifecycle.request_exit(VmExit::shutdown());
+    }
 }

@@ -45,6 +45,16 @@ pub struct Stats {
     pub rss_file_kib: u64,
     pub rss_shmem_kib: u64,
     pub vcpus: u32,
+    /// vsock streams established (host- and guest-initiated), zero
+    /// without `--vsock`.
+    pub vsock_streams: u64,
+    /// vsock payload bytes delivered into guest RX buffers / to host
+    /// Unix sockets.
+    pub vsock_bytes_to_guest: u64,
+    pub vsock_bytes_to_host: u64,
+    /// CPU time of the vsock I/O thread: host-side vsock work outside
+    /// KVM_RUN that `exitHandlingMs` (vCPU threads) does not include.
+    pub vsock_io_thread_ms: f64,
 }
 
 /// Validates `fd` is open (F_GETFD) before taking it over.
@@ -165,6 +175,10 @@ mod tests {
             rss_file_kib: 0,
             rss_shmem_kib: 0,
             vcpus: 1,
+            vsock_streams: 2,
+            vsock_bytes_to_guest: 10,
+            vsock_bytes_to_host: 20,
+            vsock_io_thread_ms: 1.5,
         });
         drop(r);
         // SAFETY: the read end is ours.
@@ -180,6 +194,10 @@ mod tests {
         assert_eq!(lines[3]["event"], "stats");
         assert_eq!(lines[3]["inKvmRunMs"], 0.5);
         assert_eq!(lines[3]["exits"]["io"], 3);
+        assert_eq!(lines[3]["vsockStreams"], 2);
+        assert_eq!(lines[3]["vsockBytesToGuest"], 10);
+        assert_eq!(lines[3]["vsockBytesToHost"], 20);
+        assert_eq!(lines[3]["vsockIoThreadMs"], 1.5);
         let _ = f.into_raw_fd();
         // SAFETY: closing the read end we took back.
         unsafe { libc::close(fds[0]) };

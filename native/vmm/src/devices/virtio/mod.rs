@@ -6,12 +6,14 @@
 //!   `BusDevice`); it negotiates features, collects queue setup and hands
 //!   the device its queues on DRIVER_OK.
 //! - `blk`: virtio-blk backed by a host file.
+//! - `vsock`: virtio-vsock bridged to host Unix sockets (its own I/O
+//!   thread; see its module docs).
 //! - `device`: the `VirtioDevice` trait every device implements.
 //! - `interrupt`: the InterruptStatus word shared by transport and device.
 //! - `persist`: the tagged union of every device's `*State`.
 //!
 //! Notifications are handled synchronously on the vCPU thread that wrote
-//! QueueNotify; nothing here spawns threads.
+//! QueueNotify. Only vsock has a thread of its own (host socket readiness).
 
 // Nothing outside this module calls into it (or uses its re-exports) until
 // the VMM builder wires the devices up; remove this once it does.
@@ -23,6 +25,7 @@ pub mod interrupt;
 pub mod mmio;
 pub mod persist;
 pub mod queue;
+pub mod vsock;
 
 #[cfg(test)]
 pub(crate) mod test_utils;
@@ -34,6 +37,7 @@ pub use queue::Queue;
 
 /// Device type IDs (virtio 1.2 §5).
 pub const TYPE_BLOCK: u32 = 2;
+pub const TYPE_VSOCK: u32 = 19;
 
 /// Device-independent feature bits (virtio 1.2 §6), as masks.
 pub const F_RING_INDIRECT_DESC: u64 = 1 << 28;

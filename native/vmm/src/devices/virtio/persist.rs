@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use super::blk::BlockState;
 use super::queue::QueueError;
+use super::vsock::VsockState;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VirtioDeviceState {
     Block(BlockState),
+    Vsock(VsockState),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

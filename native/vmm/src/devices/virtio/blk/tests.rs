@@ -609,7 +609,9 @@ fn snapshot_round_trip_continues_the_queue() {
     let json = serde_json::to_string(&state).unwrap();
     let back: MmioState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, state);
-    let VirtioDeviceState::Block(bs) = &back.device;
+    let VirtioDeviceState::Block(bs) = &back.device else {
+        panic!("not a block state");
+    };
     assert!(bs.activated);
     assert_eq!(bs.queues[0].next_avail, 2);
     assert_eq!(bs.queues[0].next_used, 2);
@@ -672,7 +674,9 @@ fn snapshot_of_an_idle_device() {
     let disk = TempFile::with_contents(&disk_pattern(8));
     let h = Harness::bare(disk, false);
     let state = h.drv.transport.state();
-    let VirtioDeviceState::Block(bs) = &state.device;
+    let VirtioDeviceState::Block(bs) = &state.device else {
+        panic!("not a block state");
+    };
     assert!(!bs.activated && bs.queues.is_empty());
     assert_eq!(bs.version, BLOCK_STATE_VERSION);
     let b = Block::new(h.disk.path(), false).unwrap();
