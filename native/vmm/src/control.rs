@@ -2,6 +2,12 @@
 //! JSON lines, one request object per line, one reply per request.
 //!
 //! `{"cmd":"status"}`   → `{"ok":true,"state":"running","pid":…,"vcpus":…,"memoryMib":…,"uptimeMs":…}`
+//! `{"cmd":"stats"}`    → `{"ok":true,"wallMs":…,"inKvmRunMs":…,"outsideKvmRunMs":…,
+//!                        "setupMs":…,"exitHandlingMs":…,"exits":{…},"rssKib":…,…,
+//!                        "vsockStreams":…,"vsockBytesToGuest":…,"vsockBytesToHost":…,
+//!                        "vsockIoThreadMs":…,"vcpus":…}`: the final `stats`
+//!                        report event's figures (same fields and units, built
+//!                        by `StatsSource::collect`), as of now
 //! `{"cmd":"shutdown"}` → `{"ok":true}`, then the VM stops (reason `shutdown`)
 //! `{"cmd":"detach"}`   → `{"ok":true}` once the VMM's parent-death signal is
 //!                        cleared (it then outlives the process that started it)
@@ -18,22 +24,26 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::lifecycle::{Lifecycle, VmExit};
+use crate::stats::StatsSource;
 
 /// Longest request line accepted; longer lines get an error reply.
 const MAX_LINE: usize = 64 * 1024;
 /// How long `detach` waits for the main thread to clear the signal.
 const DETACH_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StatusInfo {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub start: Instant,
+    /// Answers `stats`.
+    pub stats: Arc<StatsSource>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     Status,
+    Stats,
     Shutdown,
     Detach,
 }
@@ -44,6 +54,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
     let obj = v.as_object().ok_or("request must be a JSON object")?;
     match obj.get("cmd") {
         Some(Value::String(c)) if c == "status" => Ok(Request::Status),
+        Some(Value::String(c)) if c == "stats" => Ok(Request::Stats),
         Some(Value::String(c)) if c == "shutdown" => Ok(Request::Shutdown),
         Some(Value::String(c)) if c == "detach" => Ok(Request::Detach),
         Some(Value::String(c)) => Err(format!("unknown cmd {c:?}")),
@@ -62,6 +73,7 @@ fn reply(req: &Result<Request, String>, info: &StatusInfo) -> Value {
             "memoryMib": info.memory_mib,
             "uptimeMs": info.start.elapsed().as_millis() as u64,
         }),
+        Ok(Request::Stats) => info.stats.collect().to_json_with("ok", json!(true)),
         Ok(Request::Shutdown) | Ok(Request::Detach) => json!({"ok": true}),
         Err(e) => json!({"ok": false, "error": e}),
     }
@@ -157,11 +169,63 @@ mod tests {
     #[test]
     fn parses_requests() {
         assert_eq!(parse_request(r#"{"cmd":"status"}"#), Ok(Request::Status));
+        assert_eq!(parse_request(r#"{"cmd":"stats"}"#), Ok(Request::Stats));
         assert_eq!(parse_request(r#"{"cmd":"shutdown","extra":1}"#), Ok(Request::Shutdown));
         assert_eq!(parse_request(r#"{"cmd":"detach"}"#), Ok(Request::Detach));
-        for bad in ["", "{", "[]", "42", r#"{"cmd":7}"#, r#"{"c":"status"}"#, r#"{"cmd":"reboot"}"#, "\u{0}"] {
+        for bad in ["", "{", "[]", "42", r#"{"cmd":7}"#, r#"{"c":"status"}"#, r#"{"cmd":"reboot"}"#, r#"{"cmd":"Stats"}"#, "\u{0}"] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn info(vcpus: u32) -> StatusInfo {
+        let start = Instant::now();
+        let vcpu_stats = (0..vcpus).map(|_| Arc::new(crate::vcpu::VcpuStats::default())).collect();
+        StatusInfo { vcpus, memory_mib: 128, start, stats: Arc::new(StatsSource::new(start, vcpus, vcpu_stats, None)) }
+    }
+
+    #[test]
+    fn stats_reply_has_the_report_fields() {
+        let info = info(2);
+        info.stats.setup_done();
+        let r = reply(&Ok(Request::Stats), &info);
+        let obj = r.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = vec![
+            "ok",
+            "wallMs",
+            "inKvmRunMs",
+            "outsideKvmRunMs",
+            "setupMs",
+            "exitHandlingMs",
+            "exits",
+            "rssKib",
+            "rssAnonKib",
+            "rssFileKib",
+            "rssShmemKib",
+            "vcpus",
+            "vsockStreams",
+            "vsockBytesToGuest",
+            "vsockBytesToHost",
+            "vsockIoThreadMs",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(r["ok"], true);
+        assert_eq!(r["vcpus"], 2);
+        assert!(r["exits"].is_object());
+        assert!(r["rssKib"].as_u64().unwrap() > 0);
+        for k in ["wallMs", "inKvmRunMs", "outsideKvmRunMs", "setupMs", "exitHandlingMs", "vsockIoThreadMs"] {
+            assert!(r[k].is_f64(), "{k}");
+        }
+        // The same figures (and names) as the report's final event.
+        let mut event = info.stats.collect().to_json_with("event", json!("stats"));
+        let e = event.as_object_mut().unwrap();
+        e.remove("event");
+        e.insert("ok".into(), json!(true));
+        let mut ek: Vec<&str> = e.keys().map(String::as_str).collect();
+        ek.sort_unstable();
+        assert_eq!(ek, keys);
     }
 
     #[test]
@@ -172,7 +236,7 @@ mod tests {
         // A stale socket file from a dead VMM is replaced.
         drop(UnixListener::bind(&path).unwrap());
         let lifecycle = Arc::new(Lifecycle::new());
-        let info = StatusInfo { vcpus: 2, memory_mib: 128, start: Instant::now() };
+        let info = info(2);
         let server = ControlServer::start(&path, info.clone(), lifecycle.clone()).unwrap();
         assert!(ControlServer::start(&path, info, lifecycle.clone()).is_err(), "in use");
 
@@ -192,6 +256,9 @@ mod tests {
         let st = ask(b"{\"cmd\":\"status\"}\n");
         assert_eq!((st["ok"].clone(), st["vcpus"].clone(), st["memoryMib"].clone()), (json!(true), json!(2), json!(128)));
         assert_eq!(st["state"], "running");
+        let stats = ask(b"{\"cmd\":\"stats\"}\n");
+        assert_eq!((stats["ok"].clone(), stats["vcpus"].clone()), (json!(true), json!(2)));
+        assert!(stats["wallMs"].is_f64() && stats["vsockIoThreadMs"].is_f64());
         assert!(!lifecycle.stopping());
         // detach is answered once the waiting (main) thread served it.
         let waiter = {

@@ -10,10 +10,10 @@ mod hv;
 mod lifecycle;
 mod memory;
 mod report;
+mod stats;
 mod vcpu;
 mod vm;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +24,9 @@ use crate::control::{ControlServer, StatusInfo};
 use crate::devices::virtio::vsock::{shutdown::request_agent_shutdown, VsockBridge};
 use crate::hv::kvm::Backend;
 use crate::lifecycle::{Lifecycle, VmExit};
-use crate::report::{ms, Report, Stats};
-use crate::vcpu::{VcpuHandle, EXIT_KINDS};
+use crate::report::Report;
+use crate::stats::StatsSource;
+use crate::vcpu::{Vcpu, VcpuHandle};
 
 /// How long main waits for kicked vCPU threads before exiting anyway.
 const VCPU_STOP_GRACE: Duration = Duration::from_millis(500);
@@ -121,9 +122,13 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
         eprintln!("stasis-vmm: kvm_pvm backend; cmdline: {}", vm.cmdline);
     }
 
+    // The one source of the `stats` figures: live on the control socket,
+    // final in the report.
+    let stats =
+        Arc::new(StatsSource::new(start, cfg.cpus, vm.vcpus.iter().map(Vcpu::stats).collect(), vsock.clone()));
     let control = match &cfg.control {
         Some(path) => {
-            let info = StatusInfo { vcpus: cfg.cpus, memory_mib: cfg.memory_mib, start };
+            let info = StatusInfo { vcpus: cfg.cpus, memory_mib: cfg.memory_mib, start, stats: stats.clone() };
             match ControlServer::start(path, info, lifecycle.clone()) {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -135,7 +140,7 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
         None => None,
     };
 
-    let setup_ns = start.elapsed().as_nanos() as u64;
+    stats.setup_done();
     let mut handles: Vec<VcpuHandle> = Vec::new();
     for vcpu in vm.vcpus.drain(..) {
         match vcpu.start() {
@@ -153,7 +158,7 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
         eprintln!("stasis-vmm: error: {message}");
     }
     report.exit(&exit);
-    report.stats(&final_stats(&handles, setup_ns, start, cfg.cpus, vsock.as_deref()));
+    report.stats(&stats.collect());
     if let Some(c) = &control {
         c.cleanup();
     }
@@ -169,8 +174,9 @@ fn fail(report: &Report, start: Instant, vcpus: u32, code: &'static str, message
     eprintln!("stasis-vmm: error: {message}");
     let exit = VmExit::error(code, message.to_string());
     report.exit(&exit);
-    let setup_ns = start.elapsed().as_nanos() as u64;
-    report.stats(&final_stats(&[], setup_ns, start, vcpus, None));
+    let stats = StatsSource::new(start, vcpus, Vec::new(), None);
+    stats.setup_done();
+    report.stats(&stats.collect());
     exit.status
 }
 
@@ -184,31 +190,6 @@ fn stop_vcpus(handles: &[VcpuHandle]) {
             return;
         }
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn final_stats(handles: &[VcpuHandle], setup_ns: u64, start: Instant, vcpus: u32, vsock: Option<&VsockBridge>) -> Stats {
-    let (inside, outside, exits) = vcpu::total_stats(handles);
-    let vs = vsock.map(VsockBridge::stats).unwrap_or_default();
-    let (rss, anon, file, shmem) = report::rss_kib();
-    let exits: BTreeMap<String, u64> =
-        EXIT_KINDS.iter().map(|(k, name)| (name.to_string(), exits[*k as usize])).filter(|(_, n)| *n > 0).collect();
-    Stats {
-        wall_ms: ms(start.elapsed().as_nanos() as u64),
-        in_kvm_run_ms: ms(inside),
-        outside_kvm_run_ms: ms(setup_ns + outside),
-        setup_ms: ms(setup_ns),
-        exit_handling_ms: ms(outside),
-        exits,
-        rss_kib: rss,
-        rss_anon_kib: anon,
-        rss_file_kib: file,
-        rss_shmem_kib: shmem,
-        vcpus,
-        vsock_streams: vs.streams,
-        vsock_bytes_to_guest: vs.bytes_to_guest,
-        vsock_bytes_to_host: vs.bytes_to_host,
-        vsock_io_thread_ms: ms(vs.io_thread_ns),
     }
 }
 

@@ -11,50 +11,20 @@
 //!   the guest died in a way the hypervisor could not handle;
 //! - `VMM_VCPU_RUN`, `VMM_VCPU_UNEXPECTED_EXIT`: the vCPU loop failed.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde::Serialize;
 use serde_json::json;
 
 use crate::lifecycle::VmExit;
+use crate::stats::Stats;
 
 pub struct Report {
     out: Mutex<Option<File>>,
     start: Instant,
-}
-
-/// Final figures for the `stats` event.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub wall_ms: f64,
-    pub in_kvm_run_ms: f64,
-    pub outside_kvm_run_ms: f64,
-    /// VMM start until the first vCPU could enter the guest.
-    pub setup_ms: f64,
-    /// Time vCPU threads spent outside KVM_RUN handling exits.
-    pub exit_handling_ms: f64,
-    pub exits: BTreeMap<String, u64>,
-    pub rss_kib: u64,
-    pub rss_anon_kib: u64,
-    pub rss_file_kib: u64,
-    pub rss_shmem_kib: u64,
-    pub vcpus: u32,
-    /// vsock streams established (host- and guest-initiated), zero
-    /// without `--vsock`.
-    pub vsock_streams: u64,
-    /// vsock payload bytes delivered into guest RX buffers / to host
-    /// Unix sockets.
-    pub vsock_bytes_to_guest: u64,
-    pub vsock_bytes_to_host: u64,
-    /// CPU time of the vsock I/O thread: host-side vsock work outside
-    /// KVM_RUN that `exitHandlingMs` (vCPU threads) does not include.
-    pub vsock_io_thread_ms: f64,
 }
 
 /// Validates `fd` is open (F_GETFD) before taking it over.
@@ -107,14 +77,11 @@ impl Report {
     }
 
     pub fn stats(&self, stats: &Stats) {
-        let mut v = serde_json::to_value(stats).unwrap_or_else(|_| json!({}));
-        if let Some(o) = v.as_object_mut() {
-            o.insert("event".into(), json!("stats"));
-        }
-        self.emit(v);
+        self.emit(stats.to_json_with("event", json!("stats")));
     }
 }
 
+/// Nanoseconds as milliseconds, to 0.1 ms.
 pub fn ms(ns: u64) -> f64 {
     round1(ns as f64 / 1e6)
 }
@@ -123,36 +90,11 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
-/// Resident memory from /proc/self/status: (VmRSS, RssAnon, RssFile,
-/// RssShmem) in KiB; zeroes where a line is missing.
-pub fn rss_kib() -> (u64, u64, u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    parse_rss(&text)
-}
-
-fn parse_rss(text: &str) -> (u64, u64, u64, u64) {
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (get("VmRSS:"), get("RssAnon:"), get("RssFile:"), get("RssShmem:"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
     use std::os::fd::IntoRawFd;
-
-    #[test]
-    fn parses_proc_status() {
-        let t = "Name:\tx\nVmRSS:\t  12345 kB\nRssAnon:\t 100 kB\nRssFile:\t 5 kB\nRssShmem:\t 12240 kB\n";
-        assert_eq!(parse_rss(t), (12345, 100, 5, 12240));
-        assert_eq!(parse_rss(""), (0, 0, 0, 0));
-        assert!(rss_kib().0 > 0);
-    }
 
     #[test]
     fn writes_json_lines() {

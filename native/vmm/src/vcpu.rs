@@ -3,7 +3,7 @@
 //! the kick that pulls a vCPU out of the guest, and the vCPU state save.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -46,13 +46,92 @@ pub const EXIT_KINDS: [(ExitKind, &str); 9] = [
     (ExitKind::Other, "other"),
 ];
 
-/// Counters a vCPU thread publishes and the main thread reads at exit.
-#[derive(Default)]
+/// What a vCPU thread is doing, as published in `VcpuStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+enum Phase {
+    /// Not started, or stopped.
+    Idle = 0,
+    /// Inside KVM_RUN since `since_ns`.
+    InRun = 1,
+    /// Outside KVM_RUN (handling an exit) since `since_ns`.
+    Outside = 2,
+}
+
+/// Counters a vCPU thread publishes; any thread may read them while it
+/// runs (`VcpuStats::times`: the control socket's live `stats`) or after.
+/// The times and the phase in progress are one unit, written by the vCPU
+/// thread alone under a sequence counter (a seqlock), so a reader never
+/// pairs a total with a phase start it already includes.
 pub struct VcpuStats {
-    pub in_run_ns: AtomicU64,
-    pub outside_ns: AtomicU64,
+    /// Odd while the vCPU thread is updating the fields below.
+    seq: AtomicU64,
+    /// Completed time inside / outside KVM_RUN.
+    in_run_ns: AtomicU64,
+    outside_ns: AtomicU64,
+    phase: AtomicU64,
+    /// When the phase in progress began, in ns after `epoch`.
+    since_ns: AtomicU64,
+    epoch: Instant,
     pub exits: [AtomicU64; 9],
     pub finished: AtomicBool,
+}
+
+impl Default for VcpuStats {
+    fn default() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            in_run_ns: AtomicU64::new(0),
+            outside_ns: AtomicU64::new(0),
+            phase: AtomicU64::new(Phase::Idle as u64),
+            since_ns: AtomicU64::new(0),
+            epoch: Instant::now(),
+            exits: Default::default(),
+            finished: AtomicBool::new(false),
+        }
+    }
+}
+
+impl VcpuStats {
+    /// Publishes the completed totals and the phase that began at `at`.
+    /// Only the vCPU thread writes (one writer).
+    fn publish(&self, in_run_ns: u64, outside_ns: u64, phase: Phase, at: Instant) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.in_run_ns.store(in_run_ns, Ordering::Relaxed);
+        self.outside_ns.store(outside_ns, Ordering::Relaxed);
+        self.phase.store(phase as u64, Ordering::Relaxed);
+        self.since_ns.store(at.saturating_duration_since(self.epoch).as_nanos() as u64, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// (ns inside KVM_RUN, ns outside) up to now, the phase in progress
+    /// included.
+    pub fn times(&self) -> (u64, u64) {
+        loop {
+            let seq = self.seq.load(Ordering::Acquire);
+            if seq % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let in_run = self.in_run_ns.load(Ordering::Relaxed);
+            let outside = self.outside_ns.load(Ordering::Relaxed);
+            let phase = self.phase.load(Ordering::Relaxed);
+            let since = self.since_ns.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) != seq {
+                continue;
+            }
+            // Read after a consistent snapshot, so never before `since`.
+            let running = (self.epoch.elapsed().as_nanos() as u64).saturating_sub(since);
+            return match phase {
+                p if p == Phase::InRun as u64 => (in_run + running, outside),
+                p if p == Phase::Outside as u64 => (in_run, outside + running),
+                _ => (in_run, outside),
+            };
+        }
+    }
 }
 
 /// Saved state of one vCPU (x86_64/KVM). Versioned for snapshot files.
@@ -85,6 +164,11 @@ pub struct Vcpu {
 impl Vcpu {
     pub fn new(fd: VcpuFd, pio: Arc<Bus>, mmio: Arc<Bus>, mem: Arc<GuestMemory>, lifecycle: Arc<Lifecycle>) -> Self {
         Self { fd, pio, mmio, mem, lifecycle, stats: Arc::new(VcpuStats::default()) }
+    }
+
+    /// The counters this vCPU's thread will publish (readable live).
+    pub fn stats(&self) -> Arc<VcpuStats> {
+        self.stats.clone()
     }
 
     /// CPUID, MSRs, FPU and LAPIC for every vCPU; registers for the boot
@@ -139,12 +223,20 @@ impl Vcpu {
 
     fn run_loop(mut self) {
         let mut in_run: u64 = 0;
+        // Everything between two KVM_RUNs (exit handling) is "outside".
         let mut outside: u64 = 0;
+        let mut last_exit: Option<Instant> = None;
         while !self.lifecycle.stopping() {
             let t0 = Instant::now();
+            if let Some(t) = last_exit {
+                outside += (t0 - t).as_nanos() as u64;
+            }
+            self.stats.publish(in_run, outside, Phase::InRun, t0);
             let result = self.fd.run();
             let t1 = Instant::now();
             in_run += (t1 - t0).as_nanos() as u64;
+            self.stats.publish(in_run, outside, Phase::Outside, t1);
+            last_exit = Some(t1);
             let outcome = match result {
                 Err(e) => Some(Fault::Exit(VmExit::error(
                     "VMM_VCPU_RUN",
@@ -164,10 +256,12 @@ impl Vcpu {
             if !self.lifecycle.stopping() {
                 self.fd.clear_immediate_exit();
             }
-            outside += t1.elapsed().as_nanos() as u64;
-            self.stats.in_run_ns.store(in_run, Ordering::Relaxed);
-            self.stats.outside_ns.store(outside, Ordering::Relaxed);
         }
+        let end = Instant::now();
+        if let Some(t) = last_exit {
+            outside += (end - t).as_nanos() as u64;
+        }
+        self.stats.publish(in_run, outside, Phase::Idle, end);
         if std::env::var_os("STASIS_VMM_DEBUG").is_some() {
             eprintln!("stasis-vmm: vCPU {} stopped at {}", self.fd.id(), self.describe_rip());
         }
@@ -345,15 +439,16 @@ pub fn install_kick_handler() -> io::Result<()> {
     Ok(())
 }
 
-/// Sums the counters of all vCPUs: (ns in KVM_RUN, ns outside, exits).
-pub fn total_stats(handles: &[VcpuHandle]) -> (u64, u64, [u64; 9]) {
+/// Sums the counters of all vCPUs, live: (ns in KVM_RUN, ns outside, exits).
+pub fn total_stats(stats: &[Arc<VcpuStats>]) -> (u64, u64, [u64; 9]) {
     let mut exits = [0u64; 9];
     let (mut inside, mut outside) = (0, 0);
-    for h in handles {
-        inside += h.stats.in_run_ns.load(Ordering::Relaxed);
-        outside += h.stats.outside_ns.load(Ordering::Relaxed);
-        for (i, e) in h.stats.exits.iter().enumerate() {
-            exits[i] += e.load(Ordering::Relaxed);
+    for s in stats {
+        let (i, o) = s.times();
+        inside += i;
+        outside += o;
+        for (n, e) in s.exits.iter().enumerate() {
+            exits[n] += e.load(Ordering::Relaxed);
         }
     }
     (inside, outside, exits)
@@ -422,5 +517,47 @@ mod tests {
         assert_eq!(stats.exits[ExitKind::Io as usize].load(Ordering::Relaxed), 2);
         assert_eq!(stats.exits[ExitKind::Mmio as usize].load(Ordering::Relaxed), 1);
         assert_eq!(stats.exits[ExitKind::InternalError as usize].load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn live_times_include_the_phase_in_progress() {
+        let ms = |n: u64| n * 1_000_000;
+        let s = Arc::new(VcpuStats::default());
+        assert_eq!(s.times(), (0, 0));
+        s.publish(ms(5), ms(1), Phase::InRun, Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (i, o) = s.times();
+        assert!(i >= ms(25) && o == ms(1), "{i} {o}");
+        s.publish(ms(5), ms(1), Phase::Outside, Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (i, o) = s.times();
+        assert!(i == ms(5) && o >= ms(21), "{i} {o}");
+        s.publish(ms(7), ms(3), Phase::Idle, Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(s.times(), (ms(7), ms(3)));
+        assert_eq!(total_stats(&[s.clone(), s]).0, ms(14));
+    }
+
+    #[test]
+    fn live_times_are_never_torn() {
+        // The writer keeps in + out = 1e9; a reader must never see a mix.
+        let s = Arc::new(VcpuStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut k: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    k = (k + 7919) % 1_000_000_000;
+                    s.publish(k, 1_000_000_000 - k, Phase::Idle, Instant::now());
+                }
+            })
+        };
+        for _ in 0..200_000 {
+            let (i, o) = s.times();
+            assert!(i + o == 1_000_000_000 || (i, o) == (0, 0), "{i} {o}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
     }
 }

@@ -30,7 +30,11 @@ impl BusDevice for ExitPort {
     }
 }
 
-/// Port 0xf5: a 1-byte write records boot milestone `1`, `2` or `3`.
+/// Port 0xf5: a 1-byte write records a boot milestone: `1` /init started,
+/// `2` command started, `3` command exited, `4` agent listening.
+/// The highest milestone id docs/guest-contract.md defines.
+pub const MAX_MILESTONE: u8 = 4;
+
 pub struct MilestonePort {
     on_milestone: ByteHandler,
 }
@@ -47,7 +51,7 @@ impl BusDevice for MilestonePort {
     }
     fn write(&mut self, offset: u64, data: &[u8]) {
         if let (0, Some(id)) = (offset, data.first()) {
-            if (1..=3).contains(id) {
+            if (1..=MAX_MILESTONE).contains(id) {
                 (self.on_milestone)(*id);
             }
         }
@@ -115,11 +119,12 @@ mod tests {
         exit.write(0, &[3]);
         exit.write(0, &[]);
         ms.write(0, &[1]);
+        ms.write(0, &[4]);
         ms.write(0, &[9]); // not a milestone
         let mut b = [0xffu8; 2];
         exit.read(0, &mut b);
         assert_eq!(b, [0, 0]);
-        assert_eq!(*seen.lock().unwrap(), vec![("exit", 3), ("ms", 1)]);
+        assert_eq!(*seen.lock().unwrap(), vec![("exit", 3), ("ms", 1), ("ms", 4)]);
     }
 
     #[test]

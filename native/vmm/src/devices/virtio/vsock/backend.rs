@@ -1,8 +1,8 @@
 //! `VsockBridge`: the host side of the device. It owns the listening Unix
 //! socket (`--vsock <path>`), the I/O thread that waits on it and on every
-//! stream socket (epoll, edge-triggered for streams), and the counters the
-//! final `stats` event reports. The device (`Vsock`) and the I/O thread
-//! share one `Muxer` behind a mutex.
+//! stream socket (epoll, edge-triggered for streams), and the counters
+//! behind the `stats` figures (live or final). The device (`Vsock`) and the
+//! I/O thread share one `Muxer` behind a mutex.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,7 +24,7 @@ const EVENT_BATCH: usize = 64;
 /// so more are taken on the next round).
 const ACCEPT_BATCH: usize = 64;
 
-/// Figures for the final `stats` event.
+/// Figures for the `stats` event and the control socket's `stats`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct VsockStats {
     /// Streams established (both directions of initiation).
@@ -153,17 +153,22 @@ impl VsockBridge {
         &self.path
     }
 
+    /// The figures as of now: callable from any thread at any time (the
+    /// control socket's live `stats` reads them while the VM runs).
     pub fn stats(&self) -> VsockStats {
         let c = &self.shared.counters;
-        let io_thread_ns = if c.io_done.load(Ordering::SeqCst) {
-            c.io_final_ns.load(Ordering::SeqCst)
-        } else {
-            match c.io_clock.load(Ordering::SeqCst) {
-                -1 => 0,
-                // Read while the thread lives: its clock id is still its own.
-                id => sys::cpu_clock_ns(id as libc::clockid_t),
-            }
-        };
+        let final_ns = || c.io_done.load(Ordering::SeqCst).then(|| c.io_final_ns.load(Ordering::SeqCst));
+        let io_thread_ns = final_ns().unwrap_or_else(|| match c.io_clock.load(Ordering::SeqCst) {
+            -1 => 0,
+            // The thread's CPU clock, read from here: exact to the ns, the
+            // time it is running right now included. Should the thread end
+            // between the two loads, the read fails and the figure it
+            // stored on its way out is there.
+            id => match sys::cpu_clock_ns(id as libc::clockid_t) {
+                0 => final_ns().unwrap_or(0),
+                ns => ns,
+            },
+        });
         VsockStats {
             streams: c.streams.load(Ordering::Relaxed),
             bytes_to_guest: c.to_guest.load(Ordering::Relaxed),

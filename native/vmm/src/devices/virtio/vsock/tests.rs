@@ -470,6 +470,9 @@ fn host_connect_handshake_data_and_close() {
     assert_eq!(st.streams, 1);
     assert_eq!(st.bytes_to_guest, 5);
     assert_eq!(st.bytes_to_host, 11);
+    // The I/O thread's CPU time, read live from another thread.
+    assert!(st.io_thread_ns > 0);
+    assert!(g.bridge.stats().io_thread_ns >= st.io_thread_ns);
 }
 
 #[test]
