@@ -1,19 +1,37 @@
-import { commands, globalFlags, type CommandSpec, type FlagSpec } from "./parse/schema.js";
+import { commands, exitCodes, globalFlags, type CommandSpec, type FlagSpec } from "./parse/schema.js";
 
 function flagLine(f: FlagSpec): string {
   const names = [f.short ? `-${f.short}` : undefined, `--${f.name}`, ...(f.aliases ?? []).map((a) => `--${a}`)].filter(Boolean).join(", ");
-  const left = `${names}${f.value ? ` <${f.value}>` : ""}`;
-  return `  ${left.padEnd(26)} ${f.description}${f.repeatable ? " (repeatable)" : ""}`;
+  const value = f.value ? (f.optionalValue ? ` [<${f.value}>]` : ` <${f.value}>`) : "";
+  const extra = [f.repeatable ? "repeatable" : "", f.default !== undefined ? `default ${f.default}` : ""].filter(Boolean).join("; ");
+  return `  ${`${names}${value}`.padEnd(26)} ${f.description}${extra ? ` (${extra})` : ""}`;
 }
 
 export function commandHelp(spec: CommandSpec): string {
   const pos = spec.positionals.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`)).join(" ");
-  const usage = `usage: stasis ${spec.name}${pos ? ` ${pos}` : ""} [flags]${spec.guestArgv ? " [-- <cmd>...]" : ""}`;
-  return [usage, "", spec.summary, "", "flags:", ...spec.flags.map(flagLine), flagLine(globalFlags[0]!)].join("\n") + "\n";
+  const guest = spec.guestArgv === "required" ? " -- <cmd>..." : spec.guestArgv === "optional" ? " [-- <cmd>...]" : "";
+  const usage = `usage: stasis ${spec.name}${pos ? ` ${pos}` : ""}${spec.flags.length > 0 ? " [flags]" : ""}${guest}`;
+  const lines = [usage, "", spec.summary];
+  if (spec.aliases?.length) lines.push("", `aliases: ${spec.aliases.join(", ")}`);
+  if (spec.positionals.length > 0) {
+    lines.push("", "arguments:");
+    for (const p of spec.positionals) {
+      lines.push(`  ${p.name.padEnd(26)} ${p.description}${p.choices ? ` (${p.choices.join(" | ")})` : ""}`);
+    }
+  }
+  lines.push("", "flags:", ...spec.flags.map(flagLine), flagLine(globalFlags[0]!));
+  return lines.join("\n") + "\n";
+}
+
+export function exitStatusLine(): string {
+  return exitCodes.map((e) => (e.code === "guest" ? e.meaning : `${e.code} ${e.meaning}`)).join("; ");
 }
 
 export function mainHelp(): string {
-  const lines = commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`);
+  const lines = commands.map((c) => {
+    const names = [c.name, ...(c.aliases ?? [])].join(", ");
+    return `  ${names.padEnd(14)} ${c.summary}`;
+  });
   return [
     "stasis — Linux microVMs from TypeScript",
     "",
@@ -25,7 +43,10 @@ export function mainHelp(): string {
     "global flags:",
     ...globalFlags.map(flagLine),
     "",
-    "exit status: 0 success, 1 runtime failure, 2 usage error; `boot` passes the guest command's status through",
+    "targets: all digits = the VMM's host pid, anything else = a VM name",
+    "",
+    "exit status:",
+    ...exitCodes.map((e) => `  ${String(e.code).padEnd(6)} ${e.meaning}`),
     "",
   ].join("\n");
 }

@@ -1,21 +1,34 @@
 /** The stasis CLI: parse, dispatch, render errors, choose the exit status. */
-import { readFileSync } from "node:fs";
 import { ErrorCode, ParseError, formatStasisError, isStasisError } from "@stasis/runtime";
+import { agentContextCommand } from "./commands/agent-context.js";
+import { attachCommand } from "./commands/attach.js";
 import { bootCommand } from "./commands/boot.js";
+import { completionCommand } from "./commands/completion.js";
+import { execCommand } from "./commands/exec.js";
+import { gcCommand } from "./commands/gc.js";
+import { listCommand } from "./commands/list.js";
+import { replCommand } from "./commands/repl.js";
+import { stopCommand } from "./commands/stop.js";
 import { commandHelp, mainHelp } from "./help.js";
-import { parseCommand } from "./parse/parser.js";
-import { commands } from "./parse/schema.js";
+import { parseCommand, type ParsedCommand } from "./parse/parser.js";
+import { findCommand } from "./parse/schema.js";
+import { version } from "./version.js";
 
+export { version };
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
-
-const handlers: Record<string, (p: ReturnType<typeof parseCommand>) => Promise<number>> = {
+/** One handler per schema command (a unit test checks none is missing). */
+export const handlers: Record<string, (p: ParsedCommand) => Promise<number>> = {
   boot: bootCommand,
+  list: listCommand,
+  exec: execCommand,
+  attach: attachCommand,
+  repl: replCommand,
+  stop: stopCommand,
+  gc: gcCommand,
+  "agent-context": agentContextCommand,
+  completion: completionCommand,
 };
 
 /** Runs the CLI; returns the process exit status. Never throws. */
@@ -23,14 +36,18 @@ export async function main(argv: readonly string[], out = process.stdout, err = 
   try {
     const [first, ...rest] = argv;
     if (first === undefined || first === "-h" || first === "--help" || first === "help") {
-      out.write(mainHelp());
+      const about = first === "help" && rest[0] !== undefined ? findCommand(rest[0]) : undefined;
+      if (first === "help" && rest[0] !== undefined && !about) {
+        throw new ParseError(ErrorCode.PARSE_FLAG_UNKNOWN, `unknown command ${JSON.stringify(rest[0])}; run \`stasis --help\` for the list`);
+      }
+      out.write(about ? commandHelp(about) : mainHelp());
       return first === undefined ? EXIT_USAGE : 0;
     }
     if (first === "--version" || first === "-v") {
       out.write(`stasis ${version()}\n`);
       return 0;
     }
-    const spec = commands.find((c) => c.name === first || c.aliases?.includes(first));
+    const spec = findCommand(first);
     if (!spec) {
       throw new ParseError(ErrorCode.PARSE_FLAG_UNKNOWN, `unknown command ${JSON.stringify(first)}; run \`stasis --help\` for the list`);
     }

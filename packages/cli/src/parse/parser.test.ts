@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { isStasisError } from "@stasis/runtime";
-import { integer, keyValues, parseCommand } from "./parser.js";
-import { commands } from "./schema.js";
+import { absolutePath, integer, keyValues, parseCommand, vmName } from "./parser.js";
+import { findCommand } from "./schema.js";
 
-const bootSpec = commands.find((c) => c.name === "boot")!;
+const bootSpec = findCommand("boot")!;
+const attachSpec = findCommand("attach")!;
+const execSpec = findCommand("exec")!;
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -30,6 +32,9 @@ describe("CLI parser (B156)", () => {
     expect(code(() => parseCommand(bootSpec, ["--cwd"]))).toBe("PARSE_FLAG_MISSING_VALUE");
     expect(code(() => parseCommand(bootSpec, ["--cwd", "--", "true"]))).toBe("PARSE_FLAG_MISSING_VALUE");
     expect(code(() => parseCommand(bootSpec, ["--cwd", "/a", "--cwd", "/b"]))).toBe("PARSE_FLAG_DUPLICATE");
+    expect(code(() => parseCommand(bootSpec, ["--name", "a", "--name", "b"]))).toBe("PARSE_FLAG_DUPLICATE");
+    expect(code(() => parseCommand(bootSpec, ["--name"]))).toBe("PARSE_FLAG_MISSING_VALUE");
+    expect(code(() => parseCommand(bootSpec, ["--detach=yes"]))).toBe("PARSE_FLAG_MALFORMED");
     expect(code(() => keyValues("env", ["FOO"]))).toBe("PARSE_FLAG_MALFORMED");
     expect(code(() => integer("memory", "512M"))).toBe("PARSE_FLAG_MALFORMED");
     expect(code(() => integer("memory", "-1"))).toBe("PARSE_FLAG_MALFORMED");
@@ -38,5 +43,56 @@ describe("CLI parser (B156)", () => {
 
   it("refuses a second positional: the guest command goes after --", () => {
     expect(code(() => parseCommand(bootSpec, ["img", "echo"]))).toBe("PARSE_FLAG_UNKNOWN");
+  });
+
+  it("accepts aliases and short forms", () => {
+    expect(parseCommand(bootSpec, ["--detached", "--", "true"]).flags.has("detach")).toBe(true);
+    expect(parseCommand(execSpec, ["w", "--pty", "--", "sh"]).flags.has("tty")).toBe(true);
+    expect(parseCommand(findCommand("stop")!, ["w", "-9"]).flags.has("force")).toBe(true);
+    expect(parseCommand(findCommand("gc")!, ["-n"]).flags.has("dry-run")).toBe(true);
+    expect(findCommand("ls")?.name).toBe("list");
+    expect(findCommand("ps")?.name).toBe("list");
+  });
+
+  it("needs the target and, for exec, a guest command", () => {
+    expect(code(() => parseCommand(execSpec, []))).toBe("PARSE_FLAG_MISSING_VALUE");
+    expect(code(() => parseCommand(execSpec, ["w"]))).toBe("PARSE_FLAG_MISSING_VALUE");
+    expect(code(() => parseCommand(execSpec, ["w", "--"]))).toBe("PARSE_FLAG_MISSING_VALUE");
+    expect(code(() => parseCommand(findCommand("stop")!, ["--json"]))).toBe("PARSE_FLAG_MISSING_VALUE");
+    expect(code(() => parseCommand(findCommand("repl")!, ["w", "--", "x"]))).toBe("PARSE_FLAG_UNKNOWN");
+    const p = parseCommand(execSpec, ["my/vm", "--env", "A=1", "--", "sh", "-c", "exit 4"]);
+    expect(p.positionals).toEqual(["my/vm"]);
+    expect(p.guestArgv).toEqual(["sh", "-c", "exit 4"]);
+  });
+
+  it("--tail takes an optional number: --tail, --tail 50, --tail=50", () => {
+    expect(parseCommand(attachSpec, ["w", "--tail"]).flags.get("tail")).toEqual([""]);
+    expect(parseCommand(attachSpec, ["w", "--tail", "50"]).flags.get("tail")).toEqual(["50"]);
+    expect(parseCommand(attachSpec, ["w", "--tail=50"]).flags.get("tail")).toEqual(["50"]);
+    // A non-number after --tail is not its value: here it is the target.
+    const p = parseCommand(attachSpec, ["--tail", "web"]);
+    expect(p.flags.get("tail")).toEqual([""]);
+    expect(p.positionals).toEqual(["web"]);
+    expect(parseCommand(attachSpec, ["w", "--tail", "--shell", "sh"]).flags.get("shell")).toEqual(["sh"]);
+    expect(code(() => parseCommand(attachSpec, ["w", "--tail=abc"]))).toBe("PARSE_FLAG_MALFORMED");
+    expect(code(() => parseCommand(attachSpec, ["w", "--tail="]))).toBe("PARSE_FLAG_MALFORMED");
+    expect(code(() => parseCommand(attachSpec, ["w", "--tail", "1", "--tail"]))).toBe("PARSE_FLAG_DUPLICATE");
+  });
+
+  it("checks positional choices", () => {
+    const completion = findCommand("completion")!;
+    expect(parseCommand(completion, ["zsh"]).positionals).toEqual(["zsh"]);
+    expect(code(() => parseCommand(completion, ["tcsh"]))).toBe("PARSE_FLAG_MALFORMED");
+    expect(code(() => parseCommand(completion, []))).toBe("PARSE_FLAG_MISSING_VALUE");
+  });
+
+  it("VM names are not all digits; --cwd is absolute", () => {
+    expect(vmName("name", "web")).toBe("web");
+    expect(vmName("name", "a/b/c")).toBe("a/b/c");
+    expect(vmName("name", "web1")).toBe("web1");
+    expect(code(() => vmName("name", "1234"))).toBe("PARSE_FLAG_MALFORMED");
+    expect(code(() => vmName("name", ""))).toBe("PARSE_FLAG_MALFORMED");
+    expect(absolutePath("cwd", "/tmp")).toBe("/tmp");
+    expect(code(() => absolutePath("cwd", "tmp"))).toBe("PARSE_FLAG_MALFORMED");
   });
 });

@@ -4,7 +4,10 @@ import type { CommandSpec, FlagSpec } from "./schema.js";
 export interface ParsedCommand {
   command: CommandSpec;
   positionals: string[];
-  /** Flag name → values (booleans hold one "true"). */
+  /**
+   * Flag name → values. Booleans hold one "true"; an optional-value flag
+   * given without its value holds "".
+   */
   flags: Map<string, string[]>;
   /** Everything after `--`. */
   guestArgv: string[];
@@ -18,6 +21,8 @@ function findFlag(spec: CommandSpec, token: string): FlagSpec | undefined {
   const short = token.slice(1);
   return spec.flags.find((f) => f.short === short);
 }
+
+const DIGITS = /^\d+$/;
 
 /** Parses the arguments that follow the command name. */
 export function parseCommand(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
@@ -41,7 +46,14 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
         throw new ParseError(ErrorCode.PARSE_FLAG_UNKNOWN, `unknown flag ${name} for \`stasis ${spec.name}\` (see \`stasis ${spec.name} --help\`)`);
       }
       let value = "true";
-      if (flag.value !== undefined) {
+      if (flag.value !== undefined && flag.optionalValue) {
+        value = "";
+        if (eq > 0) value = token.slice(eq + 1);
+        else if (i + 1 < argv.length && DIGITS.test(argv[i + 1]!)) value = argv[++i]!;
+        if (eq > 0 && !DIGITS.test(value)) {
+          throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `--${flag.name}=${value}: expected a whole number, e.g. --${flag.name} 50`);
+        }
+      } else if (flag.value !== undefined) {
         if (eq > 0) value = token.slice(eq + 1);
         else if (i + 1 < argv.length && argv[i + 1] !== "--") value = argv[++i]!;
         else throw new ParseError(ErrorCode.PARSE_FLAG_MISSING_VALUE, `--${flag.name} needs a value: --${flag.name} <${flag.value}>`);
@@ -58,12 +70,38 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
     if (positionals.length >= spec.positionals.length) {
       throw new ParseError(
         ErrorCode.PARSE_FLAG_UNKNOWN,
-        `unexpected argument ${JSON.stringify(token)}: put the guest command after \`--\`, e.g. stasis ${spec.name} -- ${token}`,
+        spec.guestArgv
+          ? `unexpected argument ${JSON.stringify(token)}: put the guest command after \`--\`, e.g. stasis ${spec.name} … -- ${token}`
+          : `unexpected argument ${JSON.stringify(token)} for \`stasis ${spec.name}\` (see \`stasis ${spec.name} --help\`)`,
       );
+    }
+    const pos = spec.positionals[positionals.length]!;
+    if (pos.choices && !pos.choices.includes(token)) {
+      throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `<${pos.name}> must be one of ${pos.choices.join(", ")}, not ${JSON.stringify(token)}`);
     }
     positionals.push(token);
   }
+  const missing = spec.positionals.slice(positionals.length).find((p) => !p.optional);
+  if (missing) {
+    throw new ParseError(ErrorCode.PARSE_FLAG_MISSING_VALUE, `\`stasis ${spec.name}\` needs <${missing.name}>: ${missing.description}`);
+  }
+  if (spec.guestArgv === "required" && guestArgv.length === 0) {
+    throw new ParseError(
+      ErrorCode.PARSE_FLAG_MISSING_VALUE,
+      `\`stasis ${spec.name}\` needs a command after --, e.g. stasis ${[spec.name, ...positionals].join(" ")} -- uname -a`,
+    );
+  }
   return { command: spec, positionals, flags, guestArgv };
+}
+
+/** The single value of a flag, if given. */
+export function flagValue(parsed: ParsedCommand, name: string): string | undefined {
+  return parsed.flags.get(name)?.[0];
+}
+
+/** Whether a flag was given at all. */
+export function hasFlag(parsed: ParsedCommand, name: string): boolean {
+  return parsed.flags.has(name);
 }
 
 /** `KEY=VALUE` pairs from a repeatable flag. */
@@ -84,4 +122,25 @@ export function integer(flag: string, value: string | undefined): number | undef
     throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `--${flag} ${value}: expected a whole number${flag === "memory" ? " of MiB, without a unit" : ""}`);
   }
   return Number(value);
+}
+
+/** A VM name for `--name`: non-empty and not all digits (digits address a pid). */
+export function vmName(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value === "" || DIGITS.test(value)) {
+    throw new ParseError(
+      ErrorCode.PARSE_FLAG_MALFORMED,
+      `--${flag} ${JSON.stringify(value)}: a VM name must be non-empty and not all digits (targets made of digits are pids)`,
+    );
+  }
+  return value;
+}
+
+/** An absolute guest path for `--cwd`. */
+export function absolutePath(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!value.startsWith("/")) {
+    throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `--${flag} ${value}: expected an absolute guest path (starting with /)`);
+  }
+  return value;
 }

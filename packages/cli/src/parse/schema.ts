@@ -1,22 +1,39 @@
 /**
- * The one description of the command line: the parser, --help and (later)
- * agent-context are all driven from it, so they cannot drift apart.
+ * The one description of the command line: the parser, --help,
+ * `agent-context` and `completion` are all driven from it, so they cannot
+ * drift apart.
  */
 
 export interface FlagSpec {
   /** Long name without dashes. */
   name: string;
+  /** Single-character short form without the dash (`p` for `-p`). */
   short?: string;
+  /** Other long names (without dashes) for the same flag. */
   aliases?: string[];
   /** Placeholder for the value; absent = a boolean switch. */
   value?: string;
+  /**
+   * The value may be left out (`--tail`, `--tail 50`, `--tail=50`). Such a
+   * value is always a whole number: the next token is taken as the value
+   * only if it is all digits.
+   */
+  optionalValue?: boolean;
   repeatable?: boolean;
+  /** Default shown in help and agent-context (booleans default to false). */
+  default?: string | number;
   description: string;
 }
+
+/** What a positional holds, for completion. */
+export type PositionalKind = "target" | "file" | "dir" | "word";
 
 export interface PositionalSpec {
   name: string;
   optional?: boolean;
+  kind: PositionalKind;
+  /** The only values accepted (anything else is PARSE_FLAG_MALFORMED). */
+  choices?: string[];
   description: string;
 }
 
@@ -26,26 +43,124 @@ export interface CommandSpec {
   summary: string;
   positionals: PositionalSpec[];
   flags: FlagSpec[];
-  /** Accepts `-- <cmd…>` (the guest argv). */
-  guestArgv?: boolean;
+  /** Accepts `-- <cmd…>` (the guest argv); "required" = it must be there. */
+  guestArgv?: "optional" | "required";
 }
+
+const target: PositionalSpec = {
+  name: "target",
+  kind: "target",
+  description: "the VM: all digits = the VMM's host pid, anything else = its name",
+};
+
+const json = (what: string): FlagSpec => ({ name: "json", description: `print ${what} as one JSON document on stdout` });
+
+const dryRun = (what: string, short?: string): FlagSpec => ({
+  name: "dry-run",
+  ...(short ? { short } : {}),
+  description: `report what ${what} would do; change nothing`,
+});
 
 export const commands: CommandSpec[] = [
   {
     name: "boot",
-    summary: "boot a microVM, run a command in it, exit with its status",
-    positionals: [{ name: "image", optional: true, description: "rootfs tarball (default: the built-in base)" }],
-    guestArgv: true,
+    summary: "boot a microVM, run a command in it, exit with its status (or --detach)",
+    positionals: [{ name: "image", optional: true, kind: "file", description: "rootfs tarball (default: the built-in base)" }],
+    guestArgv: "optional",
     flags: [
+      { name: "name", value: "name", description: "register the VM under this name (path-shaped allowed; not all digits)" },
+      { name: "detach", aliases: ["detached"], description: "return once the VM is up and leave it running" },
+      { name: "json", description: "with --detach: print {pid, name, socketPath, bootLogPath} as JSON" },
       { name: "env", value: "KEY=VALUE", repeatable: true, description: "guest environment variable" },
       { name: "cwd", value: "abs-path", description: "guest working directory" },
       { name: "memory", value: "mib", description: "guest RAM in MiB (default: half the host, 512..16384)" },
-      { name: "cpus", value: "n", description: "vCPUs (default 1)" },
+      { name: "cpus", value: "n", default: 1, description: "vCPUs" },
     ],
+  },
+  {
+    name: "list",
+    aliases: ["ls", "ps"],
+    summary: "list running VMs: PID NAME UP MEM PORTS FORKED-FROM",
+    positionals: [],
+    flags: [json("the registry entries (plus uptimeMs, hostRssBytes)")],
+  },
+  {
+    name: "exec",
+    summary: "run a command in a running VM; exit with its status",
+    positionals: [target],
+    guestArgv: "required",
+    flags: [
+      { name: "tty", aliases: ["pty"], description: "run under a pseudo-terminal (interactive programs, job control)" },
+      { name: "env", value: "KEY=VALUE", repeatable: true, description: "environment variable for the command" },
+      { name: "cwd", value: "abs-path", description: "working directory for the command (default /)" },
+    ],
+  },
+  {
+    name: "attach",
+    summary: "interactive shell in a running VM (Ctrl-D detaches; the VM keeps running)",
+    positionals: [target],
+    flags: [
+      { name: "shell", value: "cmd", description: "command to run instead of the login shell (bash -l -i)" },
+      {
+        name: "tail",
+        value: "N",
+        optionalValue: true,
+        description: "first print the detached boot log (all of it, or its last N lines)",
+      },
+    ],
+  },
+  {
+    name: "repl",
+    summary: "run each stdin line as its own command in a VM; exit with the last one's status",
+    positionals: [target],
+    flags: [],
+  },
+  {
+    name: "stop",
+    summary: "stop a VM (SIGTERM, SIGKILL after 2 s) and clean up after it",
+    positionals: [target],
+    flags: [
+      { name: "force", short: "9", description: "SIGKILL at once" },
+      dryRun("stop"),
+      json("the stop result"),
+    ],
+  },
+  {
+    name: "gc",
+    summary: "remove registry entries and files of VMs that are gone",
+    positionals: [],
+    flags: [dryRun("gc", "n"), json("the results")],
+  },
+  {
+    name: "agent-context",
+    summary: "describe this CLI (commands, flags, exit codes) as JSON",
+    positionals: [],
+    flags: [{ name: "json", description: "accepted for uniformity: the output is always JSON" }],
+  },
+  {
+    name: "completion",
+    summary: "print a shell completion script: eval \"$(stasis completion bash)\"",
+    positionals: [{ name: "shell", kind: "word", choices: ["bash", "zsh", "fish"], description: "the shell to complete for" }],
+    flags: [],
   },
 ];
 
 export const globalFlags: FlagSpec[] = [
   { name: "help", short: "h", description: "show help" },
-  { name: "version", description: "print the version" },
+  { name: "version", short: "v", description: "print the version" },
 ];
+
+/** The exit statuses, as `--help` and `agent-context` report them (cli.md §2). */
+export const exitCodes: { code: number | "guest"; meaning: string }[] = [
+  { code: 0, meaning: "success" },
+  { code: 1, meaning: "runtime failure (any StasisError not a usage error)" },
+  { code: 2, meaning: "usage error (PARSE_* codes, missing positional or guest command)" },
+  {
+    code: "guest",
+    meaning: "exec, attach, repl (its last line) and foreground boot pass the guest command's exit status through",
+  },
+];
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return commands.find((c) => c.name === name || c.aliases?.includes(name));
+}
