@@ -3,7 +3,7 @@
  * With CI=true a missing /dev/kvm is a failure, never a skip.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { detectKvm } from "@stasis/runtime";
@@ -22,20 +22,52 @@ export function assertKvm(): void {
 /** Guest RAM for tests: small guests boot faster on an emulating KVM. */
 export const TEST_MEMORY_MIB = 128;
 
+const PRIVATE_ENV = ["TMPDIR", "STASIS_REGISTRY_DIR", "STASIS_DETACHED_LOG_DIR"] as const;
+
 /**
  * Gives this test process a private temp dir (boot() puts its per-boot run
- * directories in os.tmpdir()), so the leak check sees only our own VMs and
- * not those of anything else running on the machine.
+ * directories in os.tmpdir()), registry and detached-log dir, so the leak
+ * checks see only our own VMs and nothing under ~/.stasis is touched.
  */
 export function usePrivateTmpdir(): () => void {
-  const saved = process.env.TMPDIR;
+  const saved = PRIVATE_ENV.map((k) => process.env[k]);
   const dir = mkdtempSync(path.join(os.tmpdir(), "stasis-test-tmp-"));
   process.env.TMPDIR = dir;
+  process.env.STASIS_REGISTRY_DIR = path.join(dir, "registry");
+  process.env.STASIS_DETACHED_LOG_DIR = path.join(dir, "logs");
   return () => {
-    if (saved === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = saved;
+    PRIVATE_ENV.forEach((k, i) => {
+      if (saved[i] === undefined) delete process.env[k];
+      else process.env[k] = saved[i];
+    });
     rmSync(dir, { recursive: true, force: true });
   };
+}
+
+/** Registry entries left in the private registry (dirs named by pid). */
+export function registryLeftovers(): string[] {
+  const root = process.env.STASIS_REGISTRY_DIR;
+  if (!root) return [];
+  try {
+    return readdirSync(root).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return [];
+  }
+}
+
+/** Live stasis-vmm processes whose command line mentions `needle` (e.g. our private tmpdir). */
+export function vmmProcesses(needle: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
+      const state = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.[0];
+      if (cmd.includes("stasis-vmm") && cmd.includes(needle) && state !== "Z") pids.push(Number(p));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
 }
 
 /** Per-boot run directories in os.tmpdir() — used to check nothing is left behind. */
