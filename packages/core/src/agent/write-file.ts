@@ -122,13 +122,7 @@ export async function writeFile(
   };
   if (opts.mode !== undefined) req.mode = opts.mode;
   const request = encodeRequest(req, requestTooLarge("write"));
-  const conn = await connectAgent(udsPath, {
-    timeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    retryMs: opts.retryMs ?? DEFAULT_RETRY_MS,
-    retry: true,
-    signal: opts.signal,
-    unavailable: execUnavailable,
-  });
+  const conn = await connectForCall(udsPath, opts);
   const timeoutMs = opts.timeoutMs === undefined ? DEFAULT_EXEC_TIMEOUT_MS : opts.timeoutMs;
   const exit = await new AgentSession(conn, {
     request,
@@ -145,16 +139,21 @@ export async function writeFile(
 }
 
 /** Reads a guest file through the agent's `read` op. Failure → ExecError EXEC_NONZERO_EXIT. */
-export async function readFile(udsPath: string, guestPath: string, opts: AgentCallOptions = {}): Promise<Buffer> {
-  const what = `readFile ${JSON.stringify(guestPath)}`;
-  const request = encodeRequest({ op: "read", path: guestPath }, requestTooLarge("read"));
-  const conn = await connectAgent(udsPath, {
+/** Connects for a one-shot file call, retrying while the agent comes up. */
+function connectForCall(udsPath: string, opts: AgentCallOptions): ReturnType<typeof connectAgent> {
+  return connectAgent(udsPath, {
     timeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     retryMs: opts.retryMs ?? DEFAULT_RETRY_MS,
     retry: true,
     signal: opts.signal,
     unavailable: execUnavailable,
   });
+}
+
+export async function readFile(udsPath: string, guestPath: string, opts: AgentCallOptions = {}): Promise<Buffer> {
+  const what = `readFile ${JSON.stringify(guestPath)}`;
+  const request = encodeRequest({ op: "read", path: guestPath }, requestTooLarge("read"));
+  const conn = await connectForCall(udsPath, opts);
   const chunks: Buffer[] = [];
   const timeoutMs = opts.timeoutMs === undefined ? DEFAULT_EXEC_TIMEOUT_MS : opts.timeoutMs;
   const exit = await new AgentSession(conn, {
