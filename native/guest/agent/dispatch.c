@@ -11,6 +11,7 @@
 #include "request.h"
 #include "secrets.h"
 #include "shutdown.h"
+#include "thaw.h"
 #include "winsize.h"
 
 /* Rounds of flush + progress per step before other sessions get a turn. */
@@ -49,6 +50,7 @@ static enum fr request(struct session *s, const unsigned char *p, size_t len)
 	case OP_SECRETS: secrets_request(s, &r); break;
 	case OP_WINSIZE: winsize_request(s); break;
 	case OP_SHUTDOWN: shutdown_request(s); break;
+	case OP_THAW: thaw_request(s, &r); break;
 	default: send_fail(s, EINVAL, "unknown op"); break;
 	}
 	request_free(&r);

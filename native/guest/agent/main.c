@@ -1,9 +1,10 @@
-/* stasis-agent: serves the host's exec, file, secrets, winsize and
- * shutdown requests inside the guest (docs/agent-protocol.md §2). Started
+/* stasis-agent: serves the host's exec, file, secrets, winsize, shutdown
+ * and thaw requests inside the guest (docs/agent-protocol.md §2). Started
  * by /init; one single-threaded epoll loop serves every session.
  *
  *   stasis-agent [--listen unix:<path>] [--run-dir <dir>]
  *                [--winsize-tty <path>]... [--init-pid <pid>]
+ *                [--thaw-log <path>]
  *
  * Without --listen it listens on vsock port 1978 and reports milestone 4.
  * The other flags exist for host-side tests. */
@@ -33,7 +34,7 @@ struct opts opts = {
 static _Noreturn void usage(const char *bad)
 {
 	say("bad argument ", bad, "; usage: stasis-agent [--listen unix:<path>] [--run-dir <dir>] "
-	    "[--winsize-tty <path>]... [--init-pid <pid>]", NULL);
+	    "[--winsize-tty <path>]... [--init-pid <pid>] [--thaw-log <path>]", NULL);
 	exit(2);
 }
 
@@ -66,6 +67,8 @@ static void parse_args(int argc, char **argv)
 				usage(v);
 			opts.init_pid = (pid_t)pid;
 			pid_given = true;
+		} else if (strcmp(a, "--thaw-log") == 0) {
+			opts.thaw_log = v;
 		} else {
 			usage(a);
 		}

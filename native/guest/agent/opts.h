@@ -14,6 +14,7 @@ struct opts {
 	const char *ttys[MAX_TTYS];  /* the winsize op's terminals */
 	size_t ntty;
 	pid_t init_pid;              /* `shutdown` sends SIGTERM here; 0 = nobody */
+	const char *thaw_log;        /* `thaw` appends lines here instead of acting */
 	int devnull;                 /* stdin of commands without input */
 };
 

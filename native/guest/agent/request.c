@@ -121,6 +121,7 @@ static enum op op_named(const char *s)
 		{ "ping", OP_PING }, { "exec", OP_EXEC }, { "write", OP_WRITE },
 		{ "read", OP_READ }, { "secrets", OP_SECRETS },
 		{ "winsize", OP_WINSIZE }, { "shutdown", OP_SHUTDOWN },
+		{ "thaw", OP_THAW },
 	};
 
 	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -171,6 +172,12 @@ static bool parse_member(struct json *j, struct request *r, const char *k)
 		return opt_bool(j, &r->mkdirs, true);
 	if (strcmp(k, "secrets") == 0)
 		return parse_map(j, &r->secret_keys, &r->secret_values);
+	if (strcmp(k, "realtimeNs") == 0)
+		return opt_str(j, &r->realtime_ns);
+	if (strcmp(k, "seed") == 0)
+		return opt_str(j, &r->seed);
+	if (strcmp(k, "hostname") == 0)
+		return opt_str(j, &r->hostname);
 	return json_skip(j);
 }
 

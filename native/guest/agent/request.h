@@ -7,7 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum op { OP_UNKNOWN, OP_PING, OP_EXEC, OP_WRITE, OP_READ, OP_SECRETS, OP_WINSIZE, OP_SHUTDOWN };
+enum op {
+	OP_UNKNOWN, OP_PING, OP_EXEC, OP_WRITE, OP_READ, OP_SECRETS, OP_WINSIZE, OP_SHUTDOWN,
+	OP_THAW,
+};
 
 /* A growable list of strings, NULL-terminated once it holds any. */
 struct strlist {
@@ -33,6 +36,8 @@ struct request {
 	bool append, mkdirs;
 	/* secrets */
 	struct strlist secret_keys, secret_values;
+	/* thaw: the strings as sent (thaw.c validates them); NULL if absent */
+	const char *realtime_ns, *seed, *hostname;
 };
 
 /* Parses text (modified in place; the request points into it). False when

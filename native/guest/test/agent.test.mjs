@@ -4,6 +4,7 @@
 // Exits non-zero when a check fails or the agent dies.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -158,13 +159,17 @@ const agents = [];
 
 async function startAgent(name, extraArgs = []) {
   const sock = path.join(work, `${name}.sock`);
+  // Every agent gets a --thaw-log: a `thaw` sent by mistake must not set
+  // the clock, RNG or hostname of the machine running the tests.
+  const thawLog = path.join(work, `${name}.thaw.log`);
+  const args = extraArgs.includes("--thaw-log") ? extraArgs : ["--thaw-log", thawLog, ...extraArgs];
   // Started through a shell with SIGINT ignored (as `cmd &` would): the
   // agent must not pass that on to its commands.
-  const proc = spawn("/bin/sh", ["-c", 'trap "" INT; exec "$0" "$@"', agentBin, "--listen", `unix:${sock}`, ...extraArgs], {
+  const proc = spawn("/bin/sh", ["-c", 'trap "" INT; exec "$0" "$@"', agentBin, "--listen", `unix:${sock}`, ...args], {
     env: { ...process.env, AGENT_BOOT_VAR: "from-boot", ASAN_OPTIONS: "detect_leaks=0" },
     stdio: ["ignore", "inherit", "pipe"],
   });
-  const agent = { sock, proc, stderr: "", exited: null };
+  const agent = { sock, proc, thawLog, stderr: "", exited: null };
   proc.stderr.on("data", (d) => (agent.stderr += d));
   proc.on("exit", (code, sig) => (agent.exited = { code, sig }));
   agents.push(agent);
@@ -515,6 +520,140 @@ test("secrets: accepted ones reach later execs and the file", async () => {
   const file = path.join(work, "run", "secrets");
   assert.equal(fs.readFileSync(file, "utf8"), "GOOD_KEY=v2\n_ok2=v 2\n");
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+});
+
+// --- thaw (the agents run with --thaw-log: the effects are log lines) ---------
+
+const INT64_MAX = 9223372036854775807n;
+const nowNs = () => BigInt(Date.now()) * 1000000n;
+const seedOf = (n) => crypto.randomBytes(n).toString("base64");
+const thawLog = () => (fs.existsSync(main.thawLog) ? fs.readFileSync(main.thawLog, "utf8") : "");
+
+/** Runs a thaw; returns the reply and the lines it added to the log. */
+async function thaw(req) {
+  const before = thawLog();
+  const r = await session(S, { op: "thaw", ...req });
+  const after = thawLog();
+  assert.ok(after.startsWith(before));
+  return { ...r, logged: after.slice(before.length) };
+}
+
+test("thaw: clock, seed and hostname, and the clock step", async () => {
+  const target = nowNs() + 5_000_000_000n;
+  let r = await thaw({ realtimeNs: String(target), seed: seedOf(32), hostname: "fork-1.example" });
+  assert.equal(r.types, "X");
+  assert.deepEqual(Object.keys(r.exit), ["code", "clockStepNs"]);
+  assert.equal(r.exit.code, 0);
+  assert.match(r.exit.clockStepNs, /^\d+$/);
+  // Against the agent's clock, read after ours: at most the 5 s.
+  const step = BigInt(r.exit.clockStepNs);
+  assert.ok(step <= 5_000_000_000n && step > 3_000_000_000n, `step ${step}`);
+  assert.equal(r.logged, `clock ${target}\nseed 32\nhostname fork-1.example\n`);
+
+  // Only the clock, and backwards: a negative step.
+  const past = 1700000000123456789n;
+  r = await thaw({ realtimeNs: String(past) });
+  assert.equal(r.types, "X");
+  assert.match(r.exit.clockStepNs, /^-\d+$/);
+  // Our clock read after the agent's, but in whole milliseconds.
+  const want = past - nowNs();
+  const got = BigInt(r.exit.clockStepNs);
+  assert.ok(got <= want + 1_000_000n && want - got < 2_000_000_000n, `step ${got}, want about ${want}`);
+  assert.equal(r.logged, `clock ${past}\n`);
+
+  // null is absent; the bounds are accepted.
+  r = await thaw({ realtimeNs: "0", seed: null, hostname: null });
+  assert.equal(r.exit.code, 0);
+  assert.match(r.exit.clockStepNs, /^-\d+$/);
+  assert.equal(r.logged, "clock 0\n");
+  r = await thaw({ realtimeNs: String(INT64_MAX), seed: seedOf(512), hostname: "a".repeat(64) });
+  assert.equal(r.types, "X");
+  assert.equal(r.logged, `clock ${INT64_MAX}\nseed 512\nhostname ${"a".repeat(64)}\n`);
+  r = await thaw({ realtimeNs: "1", seed: seedOf(16), hostname: "A-z.0" });
+  assert.equal(r.logged, "clock 1\nseed 16\nhostname A-z.0\n");
+});
+
+test("thaw: base64 padding (none, one, two) and the alphabet", async () => {
+  const cases = [
+    [Buffer.alloc(18, 0xff), "no padding"],
+    [Buffer.alloc(17, 0xfb), "one ="],
+    [Buffer.alloc(16, 0xfe), "two ="],
+    [Buffer.from(Array.from({ length: 256 }, (_, i) => i)), "every byte value"],
+  ];
+  for (const [bytes, what] of cases) {
+    const seed = bytes.toString("base64");
+    const r = await thaw({ realtimeNs: "5", seed });
+    assert.equal(r.types, "X", `${what}: ${seed}`);
+    assert.equal(r.logged, `clock 5\nseed ${bytes.length}\n`, what);
+  }
+  // Every character of the alphabet, + and / included.
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const r = await thaw({ realtimeNs: "5", seed: alphabet });
+  assert.equal(r.logged, "clock 5\nseed 48\n");
+});
+
+test("thaw: every invalid field is F EINVAL, and nothing is done", async () => {
+  const ns = String(nowNs());
+  const seed16 = Buffer.alloc(16).toString("base64"); // AAAAAAAAAAAAAAAAAAAAAA==
+  const seed17 = Buffer.alloc(17).toString("base64"); // AAAAAAAAAAAAAAAAAAAAAAA=
+  const ok = { realtimeNs: ns, seed: seedOf(32), hostname: "ok" };
+  const bad = {
+    realtimeNs: [
+      undefined, null, "", "-1", "+1", " 1", "1 ", "1.5", "1e9", "0x10", "01", "00", "12a",
+      "\u0661\u0662", String(INT64_MAX + 1n), "18446744073709551615", "18446744073709551616",
+      "9".repeat(40),
+    ],
+    seed: [
+      "", seedOf(15), seedOf(513), seedOf(1),
+      seed16.replace(/=+$/, ""), // padding left out
+      seed17.replace(/=$/, ""),
+      seed16.slice(0, -1), // one of two = left out
+      `${seed16}====`, // a group of padding
+      `${seed16.slice(0, -4)}A===`, // three =
+      `AAA=${seed16}`, // = before the end
+      `${seed16.slice(0, -3)}B==`, // leftover bits set (two =)
+      `${seed17.slice(0, -2)}B=`, // leftover bits set (one =)
+      `${seed16.slice(0, -4)}-_==`, // base64url
+      `${seed16.slice(0, 8)} ${seed16.slice(9)}`,
+      `${seed16.slice(0, 8)}\n${seed16.slice(9)}`,
+      `${seed16.slice(0, 8)}*${seed16.slice(9)}`,
+      `${seed16.slice(0, 8)}é${seed16.slice(10)}`,
+    ],
+    hostname: ["", "a".repeat(65), "a_b", "a b", "a/b", "é", "host\n", "host!"],
+  };
+  for (const [field, values] of Object.entries(bad)) {
+    for (const v of values) {
+      const req = { ...ok, [field]: v };
+      if (v === undefined) delete req[field];
+      if (v === null && field !== "realtimeNs") continue;
+      const r = await thaw(req);
+      const what = `${field} ${JSON.stringify(v)}`;
+      assert.equal(r.types, "F", what);
+      assert.equal(r.fail.error, "EINVAL", what);
+      assert.ok(r.fail.message.startsWith(`"${field}" must be`), `${what}: ${r.fail.message}`);
+      assert.equal(r.logged, "", `${what}: logged ${JSON.stringify(r.logged)}`);
+    }
+  }
+  // The agent still thaws afterwards.
+  assert.equal((await thaw(ok)).types, "X");
+});
+
+test("thaw: a field of the wrong JSON type drops the session (as for any op)", async () => {
+  for (const req of [{ realtimeNs: 1700000000000000000 }, { realtimeNs: "1", seed: 5 }, { realtimeNs: "1", hostname: true }]) {
+    const r = await thaw(req);
+    assert.equal(r.types, "", JSON.stringify(req));
+    assert.equal(r.logged, "");
+  }
+});
+
+test("thaw: a step that fails is F with its errno", async () => {
+  const log = path.join(work, "no-such-dir", "thaw.log");
+  const a = await startAgent("thaw-fail", ["--thaw-log", log]);
+  const r = await session(a.sock, { op: "thaw", realtimeNs: "1" });
+  assert.equal(r.types, "F");
+  assert.equal(r.fail.error, "ENOENT");
+  assert.equal(r.fail.message, `${log}: No such file or directory`);
+  a.proc.kill();
 });
 
 test("malformed frames drop the session, not the agent", async () => {
