@@ -61,6 +61,15 @@ c '{"op":"read","path":"/tmp/d/e/f"}'
 c '{"op":"secrets","secrets":{"K1":"v1","bad-key":"x"}}'
 c '{"op":"exec","cmd":"echo $K1"}'
 stat -c %a /run/stasis/secrets
+# thaw, for real: the clock (from the boot epoch, 2023) jumps to 2027, the
+# RNG takes the seed, the hostname changes, the monotonic clock does not.
+c '{"op":"thaw","realtimeNs":"1800000000123456789","seed":"c3Rhc2lzIHRoYXcgc2VlZDogMDEyMzQ1Njc4OWFiY2Q=","hostname":"thawed-1"}' |
+  sed 's/"clockStepNs":"[1-9][0-9]*"/"clockStepNs":"positive"/'
+date -u +%Y-%m-%d
+hostname
+awk '{ print ($1 < 600) ? "uptime kept" : "uptime jumped: " $1 }' /proc/uptime
+c '{"op":"thaw","realtimeNs":"0"}'
+c '{"op":"thaw","realtimeNs":"9223372036854775808"}'
 SH
 chmod 0755 "$tree/opt/tools/agent-checks"
 mke2fs -q -t ext4 -L stasis-root -d "$tree" "$work/root.img" 32M >/dev/null
@@ -264,6 +273,12 @@ A {"pid":N}
 O v1\n
 X {"code":0}
 600
+X {"code":0,"clockStepNs":"positive"}
+2027-01-15
+thawed-1
+uptime kept
+F {"error":"EINVAL","message":"clock_settime: Invalid argument"}
+F {"error":"EINVAL","message":"\\"realtimeNs\\" must be a decimal string of nanoseconds since the epoch, 0 to 9223372036854775807: Invalid argument"}
 '
 fi
 if want setup; then
