@@ -17,6 +17,7 @@ use crate::devices::serial::{FdOutput, Serial};
 use crate::devices::virtio::blk::Block;
 use crate::devices::virtio::mmio::{MmioTransport, WINDOW_SIZE};
 use crate::devices::virtio::vsock::VsockBridge;
+use crate::devices::virtio::VirtioDevice;
 use crate::devices::{Bus, Irq, SharedDevice};
 use crate::hv::kvm::bindings::{
     KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_IRQCHIP, KVM_CAP_IRQFD, KVM_CAP_MAX_VCPUS, KVM_CAP_PIT2, KVM_CAP_USER_MEMORY,
@@ -24,8 +25,10 @@ use crate::hv::kvm::bindings::{
 use crate::hv::kvm::{Backend, Kvm, VmFd};
 use crate::lifecycle::{Lifecycle, VmExit};
 use crate::memory::GuestMemory;
+use crate::pause::PauseGate;
 use crate::report::Report;
-use crate::vcpu::{cpuid_for, Vcpu};
+use crate::snapshot::format::{SlotDevice, Snapshot};
+use crate::vcpu::{cpuid_for, Vcpu, VcpuShared};
 use crate::vm::Vm;
 
 /// Timer frequency of our guest kernel (native/kernel/config: HZ_100);
@@ -39,12 +42,12 @@ pub struct BuildError {
 }
 
 impl BuildError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }
 
-fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BuildError + '_ {
+pub fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BuildError + '_ {
     move |e| BuildError::new("VMM_SETUP", format!("{what}: {e}"))
 }
 
@@ -60,15 +63,8 @@ pub struct Hooks {
     pub vsock: Option<Arc<VsockBridge>>,
 }
 
-pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
-    let debug = std::env::var_os("STASIS_VMM_DEBUG").is_some();
-    let t0 = std::time::Instant::now();
-    let phase = |name: &str| {
-        if debug {
-            eprintln!("stasis-vmm: setup {name}: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
-        }
-    };
-    // /dev/kvm and the capabilities we rely on.
+/// /dev/kvm with the capabilities we rely on, checked for `cpus` vCPUs.
+pub fn open_kvm(cpus: u32) -> Result<Kvm, BuildError> {
     let kvm = Kvm::open().map_err(|e| BuildError::new("VMM_KVM_UNAVAILABLE", format!("cannot open /dev/kvm: {e}")))?;
     for (cap, name) in [
         (KVM_CAP_IRQCHIP, "IRQCHIP"),
@@ -85,17 +81,14 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
         n if n > 0 => n as usize,
         _ => kvm.recommended_vcpus(),
     };
-    if cfg.cpus as usize > max_vcpus {
-        return Err(BuildError::new("VMM_SETUP", format!("--cpus {} exceeds what KVM allows here ({max_vcpus})", cfg.cpus)));
+    if cpus as usize > max_vcpus {
+        return Err(BuildError::new("VMM_SETUP", format!("{cpus} vCPUs exceed what KVM allows here ({max_vcpus})")));
     }
-    let backend = kvm.backend();
-    phase("kvm open");
+    Ok(kvm)
+}
 
-    // Guest memory, with the 32-bit MMIO hole cut out of the physical map.
-    let mem_size = cfg.memory_mib << 20;
-    let memory = Arc::new(
-        GuestMemory::with_hole(mem_size, MMIO_HOLE_START, MMIO_HOLE_END).map_err(setup("allocating guest memory"))?,
-    );
+/// A VM with `memory` as its RAM, the in-kernel irqchip and PIT.
+pub fn create_vm(kvm: &Kvm, memory: &GuestMemory) -> Result<VmFd, BuildError> {
     let vm_fd = kvm.create_vm().map_err(setup("KVM_CREATE_VM"))?;
     for (slot, (gpa, host, len)) in memory.regions().into_iter().enumerate() {
         // SAFETY: the mapping lives in `memory`, which the Vm keeps for as
@@ -107,34 +100,46 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
     vm_fd.set_identity_map_addr(KVM_IDENTITY_MAP_ADDR).map_err(setup("KVM_SET_IDENTITY_MAP_ADDR"))?;
     vm_fd.create_irqchip().map_err(setup("KVM_CREATE_IRQCHIP"))?;
     vm_fd.create_pit2().map_err(setup("KVM_CREATE_PIT2"))?;
+    Ok(vm_fd)
+}
 
-    phase("vm + memory");
-    let vcpu_fds = (0..cfg.cpus)
-        .map(|id| vm_fd.create_vcpu(id))
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(setup("KVM_CREATE_VCPU"))?;
+/// Guest RAM of `bytes` with the 32-bit MMIO hole cut out of the map.
+pub fn cut_mmio_hole(memory: GuestMemory) -> std::io::Result<GuestMemory> {
+    memory.cut_hole(MMIO_HOLE_START, MMIO_HOLE_END)
+}
 
-    phase("vcpus created");
-    // Kernel and initrd.
-    let low_end = low_ram_end(mem_size);
-    let kernel_file = File::open(&cfg.kernel)
-        .map_err(|e| BuildError::new("VMM_KERNEL_INVALID", format!("cannot open kernel {}: {e}", cfg.kernel.display())))?;
-    let kernel = loader::load(&kernel_file, &memory, low_end)
-        .map_err(|e| BuildError::new("VMM_KERNEL_INVALID", format!("{}: {e}", cfg.kernel.display())))?;
-    drop(kernel_file);
-    let initrd = match &cfg.initrd {
-        Some(path) => Some(load_initrd(path, &memory, kernel.end(), low_end)?),
-        None => None,
-    };
+/// The devices of a VM: the buses the vCPUs dispatch on, and the parts a
+/// snapshot reads.
+pub struct Devices {
+    pub pio: Arc<Bus>,
+    pub mmio: Arc<Bus>,
+    pub serials: Vec<Arc<Mutex<Serial>>>,
+    /// Virtio-mmio slots in order (disks, then vsock).
+    pub virtio: Vec<(SlotDevice, Arc<Mutex<MmioTransport>>)>,
+    /// `virtio_mmio.device=` arguments announcing the slots (boot only).
+    pub virtio_args: Vec<String>,
+}
 
-    phase("kernel + initrd loaded");
-    // Devices.
+/// Every device of the machine on its bus. With `saved` (a restore) each
+/// device takes the state it had; otherwise it starts fresh.
+pub fn attach_devices(
+    disks: &[DiskConfig],
+    hooks: &Hooks,
+    vm_fd: &VmFd,
+    memory: &Arc<GuestMemory>,
+    saved: Option<&Snapshot>,
+) -> Result<Devices, BuildError> {
     let mut pio = Bus::new();
     let mut mmio = Bus::new();
     let mut serials = Vec::new();
-    for (port, irq, fd) in [(COM1_PORT, COM1_IRQ, hooks.com1_fd), (COM2_PORT, COM2_IRQ, hooks.com2_fd)] {
+    for (n, (port, irq, fd)) in [(COM1_PORT, COM1_IRQ, hooks.com1_fd), (COM2_PORT, COM2_IRQ, hooks.com2_fd)].into_iter().enumerate() {
         let irq: Arc<dyn Irq> = Arc::new(vm_fd.irqfd(irq).map_err(setup("KVM_IRQFD"))?);
-        let serial = Arc::new(Mutex::new(Serial::new(irq, Box::new(FdOutput::new(fd)))));
+        let mut serial = Serial::new(irq, Box::new(FdOutput::new(fd)));
+        if let Some(snap) = saved {
+            let st = snap.serials.get(n).ok_or_else(|| restore_invalid(format!("no state for serial port {n}")))?;
+            serial.restore(st).map_err(restore_invalid)?;
+        }
+        let serial = Arc::new(Mutex::new(serial));
         insert(&mut pio, port as u64, 8, serial.clone())?;
         serials.push(serial);
     }
@@ -154,15 +159,94 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
     insert(&mut pio, 0x87, 1, Arc::new(Mutex::new(Sink::new(0))))?; // DMA page register
     insert(&mut pio, 0xed, 1, Arc::new(Mutex::new(Sink::new(0))))?; // alternative io delay
 
-    let mut virtio_args = attach_disks(&cfg.disks, &mut mmio, &vm_fd, &memory)?;
-    if let Some(bridge) = &hooks.vsock {
-        virtio_args.push(attach_vsock(bridge, cfg.disks.len(), &mut mmio, &vm_fd, &memory)?);
+    let mut slots: Vec<(SlotDevice, Box<dyn VirtioDevice + Send>)> = Vec::new();
+    for (index, disk) in disks.iter().enumerate() {
+        let block = Block::new(&disk.path, disk.read_only)
+            .map_err(|e| BuildError::new("VMM_DISK_INVALID", format!("{}: {e}", disk.path.display())))?;
+        slots.push((SlotDevice::Disk { index }, Box::new(block)));
     }
-    let virtio_slots = cfg.disks.len() + usize::from(hooks.vsock.is_some());
+    if let Some(bridge) = &hooks.vsock {
+        slots.push((SlotDevice::Vsock, Box::new(bridge.device())));
+    }
+    if let Some(snap) = saved {
+        let want: Vec<&SlotDevice> = snap.virtio.iter().map(|s| &s.device).collect();
+        let have: Vec<&SlotDevice> = slots.iter().map(|(d, _)| d).collect();
+        if want != have {
+            return Err(BuildError::new(
+                "VMM_RESTORE_DISK_MISMATCH",
+                format!("the snapshot's virtio devices are {want:?}, this restore has {have:?} (pass the same --disk list, and --vsock if the source had it)"),
+            ));
+        }
+    }
+    let mut virtio = Vec::new();
+    let mut virtio_args = Vec::new();
+    for (n, (kind, device)) in slots.into_iter().enumerate() {
+        let (addr, irq) = virtio_slot(n)
+            .ok_or_else(|| BuildError::new("VMM_DISK_INVALID", format!("too many virtio devices ({})", n + 1)))?;
+        let irqfd: Arc<dyn Irq> = Arc::new(vm_fd.irqfd(irq).map_err(setup("KVM_IRQFD"))?);
+        let transport = match saved {
+            Some(snap) => MmioTransport::restore(memory.clone(), device, irqfd, &snap.virtio[n].mmio)
+                .map_err(|e| restore_invalid(format!("virtio slot {n} ({kind:?}): {e}")))?,
+            None => MmioTransport::new(memory.clone(), device, irqfd),
+        };
+        let transport = Arc::new(Mutex::new(transport));
+        insert(&mut mmio, addr, WINDOW_SIZE.min(VIRTIO_MMIO_SLOT_SIZE), transport.clone())?;
+        virtio_args.push(format!("virtio_mmio.device=4K@{addr:#x}:{irq}"));
+        virtio.push((kind, transport));
+    }
+    Ok(Devices { pio: Arc::new(pio), mmio: Arc::new(mmio), serials, virtio, virtio_args })
+}
+
+fn restore_invalid(message: impl Into<String>) -> BuildError {
+    BuildError::new("VMM_RESTORE_INVALID", message)
+}
+
+pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
+    let kernel_path = cfg.kernel.as_ref().ok_or_else(|| BuildError::new("VMM_KERNEL_INVALID", "no kernel given"))?;
+    let debug = std::env::var_os("STASIS_VMM_DEBUG").is_some();
+    let t0 = std::time::Instant::now();
+    let phase = |name: &str| {
+        if debug {
+            eprintln!("stasis-vmm: setup {name}: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+        }
+    };
+    let kvm = open_kvm(cfg.cpus)?;
+    let backend = kvm.backend();
+    phase("kvm open");
+
+    // Guest memory, with the 32-bit MMIO hole cut out of the physical map.
+    let mem_size = cfg.memory_mib << 20;
+    let memory = Arc::new(
+        GuestMemory::with_hole(mem_size, MMIO_HOLE_START, MMIO_HOLE_END).map_err(setup("allocating guest memory"))?,
+    );
+    let vm_fd = create_vm(&kvm, &memory)?;
+
+    phase("vm + memory");
+    let vcpu_fds = (0..cfg.cpus)
+        .map(|id| vm_fd.create_vcpu(id))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(setup("KVM_CREATE_VCPU"))?;
+
+    phase("vcpus created");
+    // Kernel and initrd.
+    let low_end = low_ram_end(mem_size);
+    let kernel_file = File::open(kernel_path)
+        .map_err(|e| BuildError::new("VMM_KERNEL_INVALID", format!("cannot open kernel {}: {e}", kernel_path.display())))?;
+    let kernel = loader::load(&kernel_file, &memory, low_end)
+        .map_err(|e| BuildError::new("VMM_KERNEL_INVALID", format!("{}: {e}", kernel_path.display())))?;
+    drop(kernel_file);
+    let initrd = match &cfg.initrd {
+        Some(path) => Some(load_initrd(path, &memory, kernel.end(), low_end)?),
+        None => None,
+    };
+
+    phase("kernel + initrd loaded");
+    let devices = attach_devices(&cfg.disks, hooks, &vm_fd, &memory, None)?;
+    let virtio_slots = devices.virtio.len();
 
     // Kernel command line.
     let tsc_khz = vcpu_fds.first().and_then(|v| v.tsc_khz());
-    let cmdline = kernel_cmdline(tsc_khz, &virtio_args, backend == Backend::Pvm, cfg.append.as_deref());
+    let cmdline = kernel_cmdline(tsc_khz, &devices.virtio_args, backend == Backend::Pvm, cfg.append.as_deref());
     if cmdline.len() >= CMDLINE_MAX {
         return Err(BuildError::new(
             "VMM_SETUP",
@@ -187,12 +271,11 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
     phase("devices + boot tables");
     // vCPUs.
     let supported = kvm.supported_cpuid().map_err(setup("KVM_GET_SUPPORTED_CPUID"))?;
-    let pio = Arc::new(pio);
-    let mmio = Arc::new(mmio);
+    let shared = VcpuShared { lifecycle: hooks.lifecycle.clone(), gate: Arc::new(PauseGate::new(cfg.cpus as usize)) };
     let mut vcpus = Vec::new();
+    let msrs = Arc::new(regs::STATE_MSRS.to_vec());
     for fd in vcpu_fds {
         let id = fd.id();
-        let vcpu = Vcpu::new(fd, pio.clone(), mmio.clone(), memory.clone(), hooks.lifecycle.clone());
         let cpuid = cpuid_for(&supported, backend == Backend::Pvm, id, cfg.cpus);
         if debug && id == 0 && backend == Backend::Pvm {
             let names: Vec<&str> = crate::arch::x86_64::cpuid::PVM_HIDDEN.iter().map(|f| f.name).collect();
@@ -203,13 +286,25 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
                 eprintln!("stasis-vmm: cpuid {:#x}.{} {:08x} {:08x} {:08x} {:08x}", e.function, e.index, e.eax, e.ebx, e.ecx, e.edx);
             }
         }
-        vcpu.configure(&cpuid, (id == 0).then_some(kernel.entry))
+        let vcpu = Vcpu::new(fd, devices.pio.clone(), devices.mmio.clone(), memory.clone(), &shared, cpuid, msrs.clone());
+        vcpu.configure((id == 0).then_some(kernel.entry))
             .map_err(|e| BuildError::new("VMM_SETUP", format!("configuring vCPU {id}: {e}")))?;
         vcpus.push(vcpu);
     }
 
     phase("vcpus configured");
-    Ok(Vm { vcpus, serials, memory, vm_fd, kvm, cmdline, backend })
+    Ok(Vm {
+        vcpus,
+        devices,
+        memory,
+        vm_fd: Arc::new(vm_fd),
+        kvm,
+        cmdline,
+        backend,
+        disks: cfg.disks.clone(),
+        vsock: hooks.vsock.clone(),
+        gate: shared.gate,
+    })
 }
 
 fn insert(bus: &mut Bus, base: u64, len: u64, dev: SharedDevice) -> Result<(), BuildError> {
@@ -236,40 +331,6 @@ pub fn initrd_address(size: u64, kernel_end: u64, low_end: u64) -> Option<u64> {
     }
     let addr = low_end.checked_sub(size)? & !0xfff;
     (addr >= kernel_end).then_some(addr)
-}
-
-/// Puts each disk on the MMIO bus in slot order (vda, vdb, …) and returns
-/// the `virtio_mmio.device=` arguments announcing them.
-fn attach_disks(disks: &[DiskConfig], mmio: &mut Bus, vm_fd: &VmFd, memory: &Arc<GuestMemory>) -> Result<Vec<String>, BuildError> {
-    let mut args = Vec::new();
-    for (n, disk) in disks.iter().enumerate() {
-        let (addr, irq) = virtio_slot(n)
-            .ok_or_else(|| BuildError::new("VMM_DISK_INVALID", format!("too many disks ({})", disks.len())))?;
-        let block = Block::new(&disk.path, disk.read_only)
-            .map_err(|e| BuildError::new("VMM_DISK_INVALID", format!("{}: {e}", disk.path.display())))?;
-        let irqfd: Arc<dyn Irq> = Arc::new(vm_fd.irqfd(irq).map_err(setup("KVM_IRQFD"))?);
-        let transport = MmioTransport::new(memory.clone(), Box::new(block), irqfd);
-        insert(mmio, addr, WINDOW_SIZE.min(VIRTIO_MMIO_SLOT_SIZE), Arc::new(Mutex::new(transport)))?;
-        args.push(format!("virtio_mmio.device=4K@{addr:#x}:{irq}"));
-    }
-    Ok(args)
-}
-
-/// Puts the vsock device in virtio-mmio slot `slot` (the one after the
-/// disks) and returns its `virtio_mmio.device=` argument.
-fn attach_vsock(
-    bridge: &VsockBridge,
-    slot: usize,
-    mmio: &mut Bus,
-    vm_fd: &VmFd,
-    memory: &Arc<GuestMemory>,
-) -> Result<String, BuildError> {
-    let (addr, irq) = virtio_slot(slot)
-        .ok_or_else(|| BuildError::new("VMM_SETUP", format!("no virtio-mmio slot left for vsock ({slot} disks)")))?;
-    let irqfd: Arc<dyn Irq> = Arc::new(vm_fd.irqfd(irq).map_err(setup("KVM_IRQFD"))?);
-    let transport = MmioTransport::new(memory.clone(), Box::new(bridge.device()), irqfd);
-    insert(mmio, addr, WINDOW_SIZE.min(VIRTIO_MMIO_SLOT_SIZE), Arc::new(Mutex::new(transport)))?;
-    Ok(format!("virtio_mmio.device=4K@{addr:#x}:{irq}"))
 }
 
 /// The kernel command line of docs/guest-contract.md.
@@ -348,7 +409,9 @@ mod tests {
         };
         let (com2, rep) = (pipe(), pipe());
         let cfg = Config {
-            kernel,
+            kernel: Some(kernel),
+            restore: None,
+            snapshot_path: None,
             initrd: None,
             memory_mib: 64,
             cpus: 1,

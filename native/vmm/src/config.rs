@@ -13,7 +13,10 @@ pub const MAX_CPUS: u32 = 32;
 
 pub const USAGE: &str = "\
 usage: stasis-vmm --kernel <vmlinux> [options]
+       stasis-vmm --restore <dir> --disk ... [options]
   --kernel <path>        uncompressed vmlinux (env STASIS_KERNEL)
+  --restore <dir>        continue the VM saved in <dir> (docs/vmstate.md);
+                         kernel, initrd, memory, cpus and append come from it
   --initrd <path>        uncompressed newc cpio initramfs
   --memory <MiB>         guest RAM in MiB (env STASIS_MEMORY; default 512)
   --cpus <n>             vCPUs (default 1)
@@ -23,6 +26,7 @@ usage: stasis-vmm --kernel <vmlinux> [options]
   --report-fd <n>        write JSON-lines events to this open descriptor
   --vsock <path>         virtio-vsock bridge: Unix socket for host <-> guest
                          streams, guest CID 3 (env STASIS_VSOCK)
+  --snapshot-path <dir>  where SIGUSR1 writes a snapshot (env STASIS_SNAPSHOT_PATH)
   --help                 this text";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +37,12 @@ pub struct DiskConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub kernel: PathBuf,
+    /// None exactly when `restore` is set.
+    pub kernel: Option<PathBuf>,
+    /// `--restore`: the snapshot directory to continue from.
+    pub restore: Option<PathBuf>,
+    /// Where SIGUSR1 writes a snapshot.
+    pub snapshot_path: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub memory_mib: u64,
     pub cpus: u32,
@@ -98,6 +107,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
     let mut control = None;
     let mut report_fd = None;
     let mut vsock = None;
+    let mut restore = None;
+    let mut snapshot_path = None;
 
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -110,7 +121,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
         };
         let known = [
             "--kernel", "--initrd", "--memory", "--cpus", "--disk", "--append", "--control", "--report-fd",
-            "--vsock",
+            "--vsock", "--restore", "--snapshot-path",
         ];
         if !known.contains(&flag) {
             return err(format!("unknown argument {arg:?} (see --help)"));
@@ -153,14 +164,39 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
                 }
                 vsock = Some(PathBuf::from(value))
             }
+            "--restore" | "--snapshot-path" => {
+                if value.is_empty() {
+                    return err(format!("{flag} needs a directory"));
+                }
+                let dir = Some(PathBuf::from(value));
+                if flag == "--restore" { restore = dir } else { snapshot_path = dir }
+            }
             _ => unreachable!("flag list checked above"),
         }
     }
 
-    let kernel = match kernel.or_else(|| env("STASIS_KERNEL").filter(|k| !k.is_empty()).map(PathBuf::from)) {
-        Some(k) => k,
-        None => return err("no kernel: pass --kernel <vmlinux> or set STASIS_KERNEL"),
+    if restore.is_some() {
+        let given: Vec<&str> = [
+            ("--kernel", kernel.is_some()),
+            ("--initrd", initrd.is_some()),
+            ("--memory", memory.is_some()),
+            ("--cpus", cpus.is_some()),
+            ("--append", append.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(f, _)| *f)
+        .collect();
+        if !given.is_empty() {
+            return err(format!("{} cannot be combined with --restore: the snapshot decides them", given.join(", ")));
+        }
+    }
+    let kernel = match (&restore, kernel.or_else(|| env("STASIS_KERNEL").filter(|k| !k.is_empty()).map(PathBuf::from))) {
+        (Some(_), _) => None,
+        (None, Some(k)) => Some(k),
+        (None, None) => return err("no kernel: pass --kernel <vmlinux> or set STASIS_KERNEL"),
     };
+    let snapshot_path = snapshot_path.or_else(|| env("STASIS_SNAPSHOT_PATH").filter(|v| !v.is_empty()).map(PathBuf::from));
     let memory_mib = match memory {
         Some(m) => m,
         None => match env("STASIS_MEMORY").filter(|m| !m.is_empty()) {
@@ -174,6 +210,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Pa
     }
     Ok(Parsed::Run(Config {
         kernel,
+        restore,
+        snapshot_path,
         initrd,
         memory_mib,
         cpus: cpus.unwrap_or(1),
@@ -210,7 +248,7 @@ mod tests {
             "/tmp/v.sock",
         ])
         .unwrap();
-        assert_eq!(c.kernel, PathBuf::from("/k"));
+        assert_eq!(c.kernel, Some(PathBuf::from("/k")));
         assert_eq!(c.initrd, Some(PathBuf::from("/i")));
         assert_eq!((c.memory_mib, c.cpus), (128, 2));
         assert_eq!(c.disks, vec![
@@ -250,10 +288,10 @@ mod tests {
             _ => None,
         };
         let Parsed::Run(c) = parse(&[], &env).unwrap() else { panic!() };
-        assert_eq!((c.kernel, c.memory_mib), (PathBuf::from("/env-k"), 256));
+        assert_eq!((c.kernel, c.memory_mib), (Some(PathBuf::from("/env-k")), 256));
         // Flags win over the environment.
         let Parsed::Run(c) = parse(&args(&["--kernel", "/k", "--memory", "64"]), &env).unwrap() else { panic!() };
-        assert_eq!((c.kernel, c.memory_mib), (PathBuf::from("/k"), 64));
+        assert_eq!((c.kernel, c.memory_mib), (Some(PathBuf::from("/k")), 64));
         let bad_env = |k: &str| (k == "STASIS_MEMORY").then(|| "1G".to_string());
         assert!(parse(&args(&["--kernel", "/k"]), &bad_env).is_err());
     }
@@ -279,6 +317,28 @@ mod tests {
             assert!(run(bad).is_err(), "{bad:?} should be rejected");
         }
         assert_eq!(parse(&args(&["--help"]), &no_env), Ok(Parsed::Help));
+    }
+
+    #[test]
+    fn restore_takes_the_machine_from_the_snapshot() {
+        let c = run(&["--restore", "/snap", "--disk", "/r.img:ro", "--snapshot-path", "/out"]).unwrap();
+        assert_eq!((c.restore, c.kernel), (Some(PathBuf::from("/snap")), None));
+        assert_eq!(c.snapshot_path, Some(PathBuf::from("/out")));
+        // STASIS_KERNEL does not matter to a restore; the flags that the
+        // snapshot decides are refused, naming every one given.
+        let env = |k: &str| (k == "STASIS_KERNEL").then(|| "/env-k".to_string());
+        let Parsed::Run(c) = parse(&args(&["--restore", "/snap"]), &env).unwrap() else { panic!() };
+        assert_eq!(c.kernel, None);
+        let e = run(&["--restore", "/snap", "--kernel", "/k", "--cpus", "2"]).unwrap_err();
+        assert!(e.0.contains("--kernel, --cpus cannot be combined with --restore"), "{e}");
+        for flag in ["--initrd", "--memory", "--append"] {
+            let v = if flag == "--memory" { "64" } else { "/x" };
+            assert!(run(&["--restore", "/snap", flag, v]).is_err(), "{flag}");
+        }
+        assert!(run(&["--restore="]).is_err());
+        let env = |k: &str| (k == "STASIS_SNAPSHOT_PATH").then(|| "/env-out".to_string());
+        let Parsed::Run(c) = parse(&args(&["--kernel", "/k"]), &env).unwrap() else { panic!() };
+        assert_eq!(c.snapshot_path, Some(PathBuf::from("/env-out")));
     }
 
     #[test]

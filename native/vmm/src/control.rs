@@ -11,6 +11,14 @@
 //! `{"cmd":"shutdown"}` → `{"ok":true}`, then the VM stops (reason `shutdown`)
 //! `{"cmd":"detach"}`   → `{"ok":true}` once the VMM's parent-death signal is
 //!                        cleared (it then outlives the process that started it)
+//! `{"cmd":"pause"}`    → `{"ok":true}` once every vCPU has stopped
+//! `{"cmd":"resume"}`   → `{"ok":true}`; the vCPUs go on
+//! `{"cmd":"snapshot","dir":"/abs/new","leaveRunning":bool}` (default true)
+//!                      → `{"ok":true,"dir":…,"files":[…],"memoryBytes":…,"timings":{…}}`
+//!                        (docs/vmstate.md); with leaveRunning false the VM
+//!                        then stops (exit reason `snapshot`). A failure is
+//!                        `{"ok":false,"code":"SNAPSHOT_DUMP_FAILED","error":…}`
+//!                        and the VM goes on.
 //! anything else        → `{"ok":false,"error":"…"}`; the connection stays up.
 //!
 //! The socket file is removed when the VMM exits (`ControlServer::cleanup`).
@@ -18,12 +26,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::lifecycle::{Lifecycle, VmExit};
+use crate::snapshot::Snapshotter;
 use crate::stats::StatsSource;
 
 /// Longest request line accepted; longer lines get an error reply.
@@ -38,6 +47,8 @@ pub struct StatusInfo {
     pub start: Instant,
     /// Answers `stats`.
     pub stats: Arc<StatsSource>,
+    /// Serves pause/resume/snapshot once the vCPUs run.
+    pub snapshots: Arc<OnceLock<Arc<Snapshotter>>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -46,6 +57,9 @@ pub enum Request {
     Stats,
     Shutdown,
     Detach,
+    Pause,
+    Resume,
+    Snapshot { dir: PathBuf, leave_running: bool },
 }
 
 /// Parses one request line.
@@ -57,6 +71,21 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         Some(Value::String(c)) if c == "stats" => Ok(Request::Stats),
         Some(Value::String(c)) if c == "shutdown" => Ok(Request::Shutdown),
         Some(Value::String(c)) if c == "detach" => Ok(Request::Detach),
+        Some(Value::String(c)) if c == "pause" => Ok(Request::Pause),
+        Some(Value::String(c)) if c == "resume" => Ok(Request::Resume),
+        Some(Value::String(c)) if c == "snapshot" => {
+            let dir = match obj.get("dir") {
+                Some(Value::String(d)) if d.starts_with('/') && !d.contains('\0') => PathBuf::from(d),
+                Some(_) => return Err("\"dir\" must be an absolute path".into()),
+                None => return Err("snapshot needs \"dir\"".into()),
+            };
+            let leave_running = match obj.get("leaveRunning") {
+                None => true,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err("\"leaveRunning\" must be true or false".into()),
+            };
+            Ok(Request::Snapshot { dir, leave_running })
+        }
         Some(Value::String(c)) => Err(format!("unknown cmd {c:?}")),
         Some(_) => Err("\"cmd\" must be a string".into()),
         None => Err("missing \"cmd\"".into()),
@@ -67,7 +96,7 @@ fn reply(req: &Result<Request, String>, info: &StatusInfo) -> Value {
     match req {
         Ok(Request::Status) => json!({
             "ok": true,
-            "state": "running",
+            "state": if info.snapshots.get().is_some_and(|s| s.is_paused()) { "paused" } else { "running" },
             "pid": std::process::id(),
             "vcpus": info.vcpus,
             "memoryMib": info.memory_mib,
@@ -75,7 +104,36 @@ fn reply(req: &Result<Request, String>, info: &StatusInfo) -> Value {
         }),
         Ok(Request::Stats) => info.stats.collect().to_json_with("ok", json!(true)),
         Ok(Request::Shutdown) | Ok(Request::Detach) => json!({"ok": true}),
+        Ok(Request::Pause) | Ok(Request::Resume) | Ok(Request::Snapshot { .. }) => {
+            unreachable!("answered by serve_vm_request")
+        }
         Err(e) => json!({"ok": false, "error": e}),
+    }
+}
+
+/// pause/resume/snapshot: the answer, and whether the VM must now end.
+fn serve_vm_request(req: &Request, info: &StatusInfo) -> (Value, bool) {
+    let Some(snapshots) = info.snapshots.get() else {
+        return (json!({"ok": false, "error": "the VM is not running yet"}), false);
+    };
+    match req {
+        Request::Pause => match snapshots.pause() {
+            Ok(()) => (json!({"ok": true}), false),
+            Err(e) => (json!({"ok": false, "error": e}), false),
+        },
+        Request::Resume => {
+            snapshots.resume();
+            (json!({"ok": true}), false)
+        }
+        Request::Snapshot { dir, leave_running } => match snapshots.take(dir, *leave_running) {
+            Ok(outcome) => {
+                let mut v = outcome.to_json();
+                v["ok"] = json!(true);
+                (v, !leave_running)
+            }
+            Err(e) => (json!({"ok": false, "code": "SNAPSHOT_DUMP_FAILED", "error": e}), false),
+        },
+        _ => unreachable!("only VM requests come here"),
     }
 }
 
@@ -150,9 +208,19 @@ fn serve(conn: UnixStream, info: &StatusInfo, lifecycle: &Lifecycle) {
         if req == Ok(Request::Detach) && !lifecycle.request_detach(DETACH_TIMEOUT) {
             req = Err("could not clear the parent-death signal (VM stopping?)".into());
         }
-        let mut out = reply(&req, info).to_string();
+        let (answer, end) = match &req {
+            Ok(r @ (Request::Pause | Request::Resume | Request::Snapshot { .. })) => serve_vm_request(r, info),
+            _ => (reply(&req, info), false),
+        };
+        let mut out = answer.to_string();
         out.push('\n');
-        if writer.write_all(out.as_bytes()).is_err() {
+        let written = writer.write_all(out.as_bytes());
+        if end {
+            // The snapshot is complete whether or not the asker still listens.
+            lifecycle.request_exit(VmExit::snapshot());
+            return;
+        }
+        if written.is_err() {
             return;
         }
         if req == Ok(Request::Shutdown) {
@@ -172,6 +240,24 @@ mod tests {
         assert_eq!(parse_request(r#"{"cmd":"stats"}"#), Ok(Request::Stats));
         assert_eq!(parse_request(r#"{"cmd":"shutdown","extra":1}"#), Ok(Request::Shutdown));
         assert_eq!(parse_request(r#"{"cmd":"detach"}"#), Ok(Request::Detach));
+        assert_eq!(parse_request(r#"{"cmd":"pause"}"#), Ok(Request::Pause));
+        assert_eq!(parse_request(r#"{"cmd":"resume"}"#), Ok(Request::Resume));
+        assert_eq!(
+            parse_request(r#"{"cmd":"snapshot","dir":"/s/a"}"#),
+            Ok(Request::Snapshot { dir: "/s/a".into(), leave_running: true })
+        );
+        assert_eq!(
+            parse_request(r#"{"cmd":"snapshot","dir":"/s/a","leaveRunning":false}"#),
+            Ok(Request::Snapshot { dir: "/s/a".into(), leave_running: false })
+        );
+        for bad in [
+            r#"{"cmd":"snapshot"}"#,
+            r#"{"cmd":"snapshot","dir":"rel/a"}"#,
+            r#"{"cmd":"snapshot","dir":7}"#,
+            r#"{"cmd":"snapshot","dir":"/a","leaveRunning":"no"}"#,
+        ] {
+            assert!(parse_request(bad).is_err(), "{bad}");
+        }
         for bad in ["", "{", "[]", "42", r#"{"cmd":7}"#, r#"{"c":"status"}"#, r#"{"cmd":"reboot"}"#, r#"{"cmd":"Stats"}"#, "\u{0}"] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
@@ -180,7 +266,13 @@ mod tests {
     fn info(vcpus: u32) -> StatusInfo {
         let start = Instant::now();
         let vcpu_stats = (0..vcpus).map(|_| Arc::new(crate::vcpu::VcpuStats::default())).collect();
-        StatusInfo { vcpus, memory_mib: 128, start, stats: Arc::new(StatsSource::new(start, vcpus, vcpu_stats, None)) }
+        StatusInfo {
+            vcpus,
+            memory_mib: 128,
+            start,
+            stats: Arc::new(StatsSource::new(start, vcpus, vcpu_stats, None)),
+            snapshots: Arc::new(OnceLock::new()),
+        }
     }
 
     #[test]
@@ -256,6 +348,9 @@ mod tests {
         let st = ask(b"{\"cmd\":\"status\"}\n");
         assert_eq!((st["ok"].clone(), st["vcpus"].clone(), st["memoryMib"].clone()), (json!(true), json!(2), json!(128)));
         assert_eq!(st["state"], "running");
+        // Before the vCPUs run there is nothing to pause or snapshot.
+        assert_eq!(ask(b"{\"cmd\":\"pause\"}\n")["ok"], false);
+        assert_eq!(ask(b"{\"cmd\":\"snapshot\",\"dir\":\"/nowhere/x\"}\n")["ok"], false);
         let stats = ask(b"{\"cmd\":\"stats\"}\n");
         assert_eq!((stats["ok"].clone(), stats["vcpus"].clone()), (json!(true), json!(2)));
         assert!(stats["wallMs"].is_f64() && stats["vsockIoThreadMs"].is_f64());

@@ -19,6 +19,8 @@ pub enum ExitReason {
     Reset,
     /// A `shutdown` request (control socket, SIGTERM/SIGINT).
     Shutdown,
+    /// A snapshot was written and the VM was not to go on (handoff).
+    Snapshot,
     /// The VMM or the vCPU failed.
     Error,
 }
@@ -29,6 +31,7 @@ impl ExitReason {
             ExitReason::Guest => "guest",
             ExitReason::Reset => "reset",
             ExitReason::Shutdown => "shutdown",
+            ExitReason::Snapshot => "snapshot",
             ExitReason::Error => "error",
         }
     }
@@ -52,6 +55,9 @@ impl VmExit {
     }
     pub fn shutdown() -> Self {
         Self { reason: ExitReason::Shutdown, status: 0, error: None }
+    }
+    pub fn snapshot() -> Self {
+        Self { reason: ExitReason::Snapshot, status: 0, error: None }
     }
     pub fn error(code: &'static str, message: String) -> Self {
         Self { reason: ExitReason::Error, status: 1, error: Some((code, message)) }

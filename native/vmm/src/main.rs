@@ -9,13 +9,15 @@ mod devices;
 mod hv;
 mod lifecycle;
 mod memory;
+mod pause;
 mod report;
+mod snapshot;
 mod stats;
 mod vcpu;
 mod vm;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::builder::Hooks;
@@ -25,6 +27,7 @@ use crate::devices::virtio::vsock::{shutdown::request_agent_shutdown, VsockBridg
 use crate::hv::kvm::Backend;
 use crate::lifecycle::{Lifecycle, VmExit};
 use crate::report::Report;
+use crate::snapshot::Snapshotter;
 use crate::stats::StatsSource;
 use crate::vcpu::{Vcpu, VcpuHandle};
 
@@ -88,7 +91,9 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let lifecycle = Arc::new(Lifecycle::new());
     let report = Arc::new(Report::new(cfg.report_fd, start));
-    if let Err(e) = watch_termination_signals(lifecycle.clone(), cfg.vsock.clone()) {
+    let snapshots: Arc<OnceLock<Arc<Snapshotter>>> = Arc::new(OnceLock::new());
+    let on_usr1 = SnapshotOnSignal { path: cfg.snapshot_path.clone(), snapshots: snapshots.clone(), report: report.clone() };
+    if let Err(e) = watch_signals(lifecycle.clone(), cfg.vsock.clone(), on_usr1) {
         return fail(&report, start, cfg.cpus, "VMM_SETUP", &format!("signal setup: {e}"));
     }
     if let Err(e) = vcpu::install_kick_handler() {
@@ -111,7 +116,11 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
 
     let hooks =
         Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: 2, com2_fd: 1, vsock: vsock.clone() };
-    let mut vm = match builder::build(&cfg, &hooks) {
+    let built = match &cfg.restore {
+        Some(_dir) => Err(builder::BuildError::new("VMM_RESTORE_INVALID", "restore is not wired yet")),
+        None => builder::build(&cfg, &hooks),
+    };
+    let mut vm = match built {
         Ok(vm) => vm,
         Err(e) => {
             cleanup_vsock();
@@ -124,11 +133,21 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
 
     // The one source of the `stats` figures: live on the control socket,
     // final in the report.
-    let stats =
-        Arc::new(StatsSource::new(start, cfg.cpus, vm.vcpus.iter().map(Vcpu::stats).collect(), vsock.clone()));
+    let stats = Arc::new(StatsSource::new(
+        start,
+        vm.vcpus.len() as u32,
+        vm.vcpus.iter().map(Vcpu::stats).collect(),
+        vsock.clone(),
+    ));
     let control = match &cfg.control {
         Some(path) => {
-            let info = StatusInfo { vcpus: cfg.cpus, memory_mib: cfg.memory_mib, start, stats: stats.clone() };
+            let info = StatusInfo {
+                vcpus: vm.vcpus.len() as u32,
+                memory_mib: vm.memory.size() >> 20,
+                start,
+                stats: stats.clone(),
+                snapshots: snapshots.clone(),
+            };
             match ControlServer::start(path, info, lifecycle.clone()) {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -152,7 +171,15 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
         }
     }
 
+    let handles = Arc::new(handles);
+    let _ = snapshots.set(Arc::new(Snapshotter::new(&vm, handles.clone())));
+    if cfg.restore.is_some() {
+        report.restored();
+    }
+
     let exit = lifecycle.wait_serving(clear_parent_death_signal);
+    // Parked vCPUs (a pause, or a snapshot that ends the VM) must wake to stop.
+    vm.gate.resume();
     stop_vcpus(&handles);
     if let Some((_, message)) = &exit.error {
         eprintln!("stasis-vmm: error: {message}");
@@ -165,7 +192,7 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
     cleanup_vsock();
     // Serial output is written unbuffered; holding each UART's lock makes
     // sure no vCPU is mid-write when the process goes away.
-    let _guards: Vec<_> = vm.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner())).collect();
+    let _guards: Vec<_> = vm.devices.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner())).collect();
     exit.status
 }
 
@@ -193,13 +220,32 @@ fn stop_vcpus(handles: &[VcpuHandle]) {
     }
 }
 
-/// SIGTERM and SIGINT are blocked in every thread (threads inherit the
-/// mask) and taken synchronously by one thread. Without a vsock bridge
-/// they mean `shutdown`. With one, the first asks the guest agent to shut
-/// down (the guest command gets SIGTERM and the guest ends the VM itself);
-/// if the agent has not accepted within GRACEFUL_STOP_TIMEOUT, or on a
-/// second signal, the VMM stops at once.
-fn watch_termination_signals(lifecycle: Arc<Lifecycle>, vsock: Option<PathBuf>) -> std::io::Result<()> {
+/// SIGUSR1: a snapshot to `--snapshot-path`, the VM left running; the
+/// outcome goes to the report. Ignored without a path or before the vCPUs run.
+struct SnapshotOnSignal {
+    path: Option<PathBuf>,
+    snapshots: Arc<OnceLock<Arc<Snapshotter>>>,
+    report: Arc<Report>,
+}
+
+impl SnapshotOnSignal {
+    fn fire(&self) {
+        let (Some(path), Some(snapshots)) = (self.path.clone(), self.snapshots.get().cloned()) else { return };
+        let report = self.report.clone();
+        // Off the signal thread, so SIGTERM stays served meanwhile.
+        let _ = std::thread::Builder::new().name("sigusr1-snapshot".into()).stack_size(256 * 1024).spawn(move || {
+            report.snapshot(snapshots.take(&path, true).map(|o| o.to_json()));
+        });
+    }
+}
+
+/// SIGTERM, SIGINT and SIGUSR1 are blocked in every thread (threads
+/// inherit the mask) and taken synchronously by one thread. Without a
+/// vsock bridge SIGTERM/SIGINT mean `shutdown`. With one, the first asks
+/// the guest agent to shut down (the guest command gets SIGTERM and the
+/// guest ends the VM itself); if the agent has not accepted within
+/// GRACEFUL_STOP_TIMEOUT, or on a second signal, the VMM stops at once.
+fn watch_signals(lifecycle: Arc<Lifecycle>, vsock: Option<PathBuf>, on_usr1: SnapshotOnSignal) -> std::io::Result<()> {
     // SAFETY: building a signal set and blocking it for this thread (and so
     // for every thread spawned after this).
     let set = unsafe {
@@ -207,6 +253,7 @@ fn watch_termination_signals(lifecycle: Arc<Lifecycle>, vsock: Option<PathBuf>) 
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc));
@@ -219,6 +266,10 @@ fn watch_termination_signals(lifecycle: Arc<Lifecycle>, vsock: Option<PathBuf>) 
             let mut sig: libc::c_int = 0;
             // SAFETY: waiting on a valid, blocked signal set.
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            if sig == libc::SIGUSR1 {
+                on_usr1.fire();
                 continue;
             }
             match graceful.take() {

@@ -1,9 +1,11 @@
 //! Guest RAM: one memfd mapped MAP_SHARED into this process and registered
-//! with the hypervisor. A file-backed mapping (rather than anonymous memory)
-//! is what later lets a snapshot write the memory file without copying
-//! through the guest, and a restore map it MAP_PRIVATE, lazily and
-//! copy-on-write. Every access from device code goes through the checked
-//! helpers here: the guest chooses the addresses, so none is trusted.
+//! with the hypervisor, or, for a restored VM, a snapshot's memory file
+//! mapped MAP_PRIVATE (lazily and copy-on-write: a page is read when the
+//! guest first touches it, and only pages it writes become private). A
+//! file-backed mapping is what lets a snapshot find the pages that hold
+//! data without walking the guest. Every access from device code goes
+//! through the checked helpers here: the guest chooses the addresses, so
+//! none is trusted.
 
 use std::fmt;
 use std::fs::File;
@@ -31,10 +33,21 @@ impl std::error::Error for OutOfBounds {}
 /// x86 guests larger than the 32-bit MMIO hole are split by the arch layout
 /// into two KVM slots that both point into this one mapping; that split is
 /// the builder's business, not this type's.
+/// What backs guest RAM; the snapshot writer finds the data differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// A memfd shared with the mapping: its allocated pages are the data.
+    Memfd,
+    /// A snapshot's memory file mapped MAP_PRIVATE: the file's data plus
+    /// the pages the guest has written since (anonymous copies).
+    PrivateFile,
+}
+
 pub struct GuestMemory {
     base: *mut u8,
     size: u64,
     fd: OwnedFd,
+    backing: Backing,
     /// An optional guest-physical gap `[start, end)` that is not RAM (the
     /// x86 32-bit MMIO hole): RAM offsets at and above `start` appear at
     /// guest physical addresses shifted up by `end - start`.
@@ -62,17 +75,35 @@ impl GuestMemory {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Self::map(fd, size)
+        Self::map(fd, size, Backing::Memfd)
     }
 
-    fn map(fd: OwnedFd, size: u64) -> io::Result<Self> {
+    /// Guest RAM of `size` bytes from a snapshot's memory file, mapped
+    /// MAP_PRIVATE: nothing is read up front, and the file is never
+    /// written. The file must be exactly `size` bytes long.
+    pub fn from_file_private(file: File, size: u64) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        if len != size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("memory file is {len} bytes, the snapshot's RAM is {size}"),
+            ));
+        }
+        Self::map(OwnedFd::from(file), size, Backing::PrivateFile)
+    }
+
+    fn map(fd: OwnedFd, size: u64, backing: Backing) -> io::Result<Self> {
+        let share = match backing {
+            Backing::Memfd => libc::MAP_SHARED,
+            Backing::PrivateFile => libc::MAP_PRIVATE,
+        };
         // SAFETY: mapping a descriptor we own with a length it has.
         let base = unsafe {
             libc::mmap(
                 ptr::null_mut(),
                 size as usize,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                share | libc::MAP_NORESERVE,
                 fd.as_raw_fd(),
                 0,
             )
@@ -80,21 +111,51 @@ impl GuestMemory {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self { base: base.cast(), size, fd, hole: None })
+        Ok(Self { base: base.cast(), size, fd, backing, hole: None })
+    }
+
+    /// RAM size in bytes (the memory file's length).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    /// The memfd or memory file behind RAM (read-only use: the snapshot
+    /// writer looks for data extents in it).
+    pub fn backing_file(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
+    /// Host address of RAM offset 0; RAM offset `o` is at `ram_base() + o`.
+    pub fn ram_base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// The gap in the guest-physical map, if RAM reaches it.
+    pub fn hole(&self) -> Option<(u64, u64)> {
+        self.hole
     }
 
     /// Like `new`, but guest physical addresses skip the gap
     /// `[hole_start, hole_end)` once RAM reaches it: RAM offset `o` is at
     /// GPA `o` below `hole_start` and at `o + (hole_end - hole_start)` above.
     pub fn with_hole(size: u64, hole_start: u64, hole_end: u64) -> io::Result<Self> {
+        Self::new(size)?.cut_hole(hole_start, hole_end)
+    }
+
+    /// Applies the guest-physical gap of `with_hole` to any RAM.
+    pub fn cut_hole(mut self, hole_start: u64, hole_end: u64) -> io::Result<Self> {
         if hole_end < hole_start {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "memory hole ends before it starts"));
         }
-        let mut mem = Self::new(size)?;
-        if size > hole_start {
-            mem.hole = Some((hole_start, hole_end));
+        if self.size > hole_start {
+            self.hole = Some((hole_start, hole_end));
         }
-        Ok(mem)
+        Ok(self)
     }
 
     /// Guest-physical regions backed by RAM: (gpa, host address, length).
@@ -132,6 +193,10 @@ impl GuestMemory {
     /// without first zero-filling them on a fault, which makes loading a
     /// kernel about twice as fast.
     pub fn read_from_file(&self, gpa: u64, file: &File, file_offset: u64, len: usize) -> io::Result<()> {
+        if self.backing != Backing::Memfd {
+            // pwrite would go to the snapshot's file, not to this VM's RAM.
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "loading a file into restored RAM"));
+        }
         let invalid = |e: OutOfBounds| io::Error::new(io::ErrorKind::InvalidInput, e);
         let ram_offset = self.offset_of(gpa, len as u64).ok_or(OutOfBounds { gpa, len: len as u64 }).map_err(invalid)?;
         if len == 0 {

@@ -72,6 +72,22 @@ impl Report {
         self.emit(json!({"event": "exit", "reason": exit.reason.as_str(), "status": exit.status}));
     }
 
+    /// A restored VM's vCPUs are running (`ms` after the VMM started).
+    pub fn restored(&self) {
+        self.emit(json!({"event": "restored", "ms": round1(self.elapsed_ms())}));
+    }
+
+    /// The outcome of a snapshot the VMM took on its own (SIGUSR1).
+    pub fn snapshot(&self, outcome: Result<serde_json::Value, String>) {
+        let mut v = match outcome {
+            Ok(v) => v,
+            Err(e) => json!({"error": e, "code": "SNAPSHOT_DUMP_FAILED"}),
+        };
+        v["ok"] = json!(v.get("error").is_none());
+        v["event"] = json!("snapshot");
+        self.emit(v);
+    }
+
     pub fn error(&self, code: &str, message: &str) {
         self.emit(json!({"event": "error", "code": code, "message": message}));
     }

@@ -18,6 +18,7 @@ use crate::hv::kvm::{
 };
 use crate::lifecycle::{Lifecycle, VmExit};
 use crate::memory::GuestMemory;
+use crate::pause::PauseGate;
 
 /// Exit classes counted per vCPU; names are the report's `exits` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,12 +159,33 @@ pub struct Vcpu {
     mmio: Arc<Bus>,
     mem: Arc<GuestMemory>,
     lifecycle: Arc<Lifecycle>,
+    gate: Arc<PauseGate>,
+    /// The CPUID this vCPU was given (saved with its state).
+    cpuid: Vec<kvm_cpuid_entry2>,
+    /// The MSRs a state save reads.
+    msrs: Arc<Vec<u32>>,
     stats: Arc<VcpuStats>,
 }
 
+/// What every vCPU of a VM shares besides its buses and memory.
+#[derive(Clone)]
+pub struct VcpuShared {
+    pub lifecycle: Arc<Lifecycle>,
+    pub gate: Arc<PauseGate>,
+}
+
 impl Vcpu {
-    pub fn new(fd: VcpuFd, pio: Arc<Bus>, mmio: Arc<Bus>, mem: Arc<GuestMemory>, lifecycle: Arc<Lifecycle>) -> Self {
-        Self { fd, pio, mmio, mem, lifecycle, stats: Arc::new(VcpuStats::default()) }
+    pub fn new(
+        fd: VcpuFd,
+        pio: Arc<Bus>,
+        mmio: Arc<Bus>,
+        mem: Arc<GuestMemory>,
+        shared: &VcpuShared,
+        cpuid: Vec<kvm_cpuid_entry2>,
+        msrs: Arc<Vec<u32>>,
+    ) -> Self {
+        let VcpuShared { lifecycle, gate } = shared.clone();
+        Self { fd, pio, mmio, mem, lifecycle, gate, cpuid, msrs, stats: Arc::new(VcpuStats::default()) }
     }
 
     /// The counters this vCPU's thread will publish (readable live).
@@ -173,8 +195,8 @@ impl Vcpu {
 
     /// CPUID, MSRs, FPU and LAPIC for every vCPU; registers for the boot
     /// vCPU (`entry` = kernel entry point). Other vCPUs wait for INIT/SIPI.
-    pub fn configure(&self, cpuid: &[kvm_cpuid_entry2], entry: Option<u64>) -> io::Result<()> {
-        self.fd.set_cpuid2(cpuid)?;
+    pub fn configure(&self, entry: Option<u64>) -> io::Result<()> {
+        self.fd.set_cpuid2(&self.cpuid)?;
         self.fd.set_msrs(&regs::boot_msrs())?;
         self.fd.set_fpu(&regs::boot_fpu())?;
         let mut lapic = self.fd.get_lapic()?;
@@ -189,7 +211,6 @@ impl Vcpu {
     }
 
     /// Reads the vCPU's complete state (the vCPU must not be running).
-    #[allow(dead_code)] // the snapshot path (next) is the caller
     pub fn state(&self) -> io::Result<VcpuState> {
         let mut msrs = Vec::new();
         for idx in regs::STATE_MSRS {
@@ -226,7 +247,25 @@ impl Vcpu {
         // Everything between two KVM_RUNs (exit handling) is "outside".
         let mut outside: u64 = 0;
         let mut last_exit: Option<Instant> = None;
+        // False right after an I/O or MMIO exit: KVM completes that
+        // instruction only on the next KVM_RUN, so the vCPU may not park.
+        let mut at_boundary = true;
         while !self.lifecycle.stopping() {
+            if at_boundary && self.gate.requested() {
+                let now = Instant::now();
+                if let Some(t) = last_exit {
+                    outside += (now - t).as_nanos() as u64;
+                }
+                // Parked time is neither in nor outside KVM_RUN.
+                self.stats.publish(in_run, outside, Phase::Idle, now);
+                let id = self.fd.id() as usize;
+                self.gate.park(id, || self.state().map_err(|e| format!("vCPU {id}: {e}")));
+                last_exit = Some(Instant::now());
+                if !self.lifecycle.stopping() && !self.gate.requested() {
+                    self.fd.clear_immediate_exit();
+                }
+                continue;
+            }
             let t0 = Instant::now();
             if let Some(t) = last_exit {
                 outside += (t0 - t).as_nanos() as u64;
@@ -237,6 +276,7 @@ impl Vcpu {
             in_run += (t1 - t0).as_nanos() as u64;
             self.stats.publish(in_run, outside, Phase::Outside, t1);
             last_exit = Some(t1);
+            at_boundary = matches!(result, Ok(VcpuExit::Interrupted));
             let outcome = match result {
                 Err(e) => Some(Fault::Exit(VmExit::error(
                     "VMM_VCPU_RUN",
@@ -253,7 +293,8 @@ impl Vcpu {
             if let Some(exit) = outcome {
                 self.lifecycle.request_exit(exit);
             }
-            if !self.lifecycle.stopping() {
+            // A kick for a pause must stay armed until the vCPU has parked.
+            if !self.lifecycle.stopping() && !self.gate.requested() {
                 self.fd.clear_immediate_exit();
             }
         }

@@ -3,26 +3,35 @@
 //! reach. Also the VM-wide saved state (interrupt controllers, PIT, clock).
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::devices::serial::{Serial, SerialState};
+use crate::builder::Devices;
+use crate::config::DiskConfig;
+use crate::devices::serial::SerialState;
+use crate::devices::virtio::vsock::VsockBridge;
+use crate::pause::PauseGate;
 use crate::hv::kvm::bindings::{KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE};
 use crate::hv::kvm::{kvm_clock_data, kvm_irqchip, kvm_pit_state2, Backend, Kvm, VmFd};
 use crate::memory::GuestMemory;
 use crate::vcpu::Vcpu;
 
-#[allow(dead_code)] // memory/vm_fd/kvm are held for the VM's lifetime
+#[allow(dead_code)] // kvm is held for the VM's lifetime
 pub struct Vm {
     // Field order is drop order: vCPUs and devices before the VM and /dev/kvm.
     pub vcpus: Vec<Vcpu>,
-    pub serials: Vec<Arc<Mutex<Serial>>>,
+    pub devices: Devices,
     pub memory: Arc<GuestMemory>,
-    pub vm_fd: VmFd,
+    pub vm_fd: Arc<VmFd>,
     pub kvm: Kvm,
     pub cmdline: String,
     pub backend: Backend,
+    /// The `--disk` list, in order (a snapshot copies the writable ones).
+    pub disks: Vec<DiskConfig>,
+    pub vsock: Option<Arc<VsockBridge>>,
+    /// Parks the vCPUs for a snapshot or a `pause`.
+    pub gate: Arc<PauseGate>,
 }
 
 /// Saved state of the in-kernel devices of a KVM x86 VM.
@@ -49,23 +58,28 @@ pub struct DevicesState {
     pub serials: Vec<SerialState>,
 }
 
-#[allow(dead_code)] // the snapshot path (next) is the caller
+/// Reads the in-kernel devices' state (the vCPUs must be stopped).
+pub fn vm_state(vm_fd: &VmFd) -> io::Result<VmState> {
+    Ok(VmState {
+        version: VM_STATE_VERSION,
+        pic_master: vm_fd.get_irqchip(KVM_IRQCHIP_PIC_MASTER)?,
+        pic_slave: vm_fd.get_irqchip(KVM_IRQCHIP_PIC_SLAVE)?,
+        ioapic: vm_fd.get_irqchip(KVM_IRQCHIP_IOAPIC)?,
+        pit: vm_fd.get_pit2()?,
+        clock: vm_fd.get_clock()?,
+    })
+}
+
+#[allow(dead_code)] // tests read these
 impl Vm {
     pub fn state(&self) -> io::Result<VmState> {
-        Ok(VmState {
-            version: VM_STATE_VERSION,
-            pic_master: self.vm_fd.get_irqchip(KVM_IRQCHIP_PIC_MASTER)?,
-            pic_slave: self.vm_fd.get_irqchip(KVM_IRQCHIP_PIC_SLAVE)?,
-            ioapic: self.vm_fd.get_irqchip(KVM_IRQCHIP_IOAPIC)?,
-            pit: self.vm_fd.get_pit2()?,
-            clock: self.vm_fd.get_clock()?,
-        })
+        vm_state(&self.vm_fd)
     }
 
     pub fn devices_state(&self) -> DevicesState {
         DevicesState {
             version: 1,
-            serials: self.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).state()).collect(),
+            serials: self.devices.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).state()).collect(),
         }
     }
 }

@@ -3,10 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-#[allow(dead_code)] // written by the snapshot path (next)
 pub const SERIAL_STATE_VERSION: u32 = 1;
 
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SerialState {
     pub version: u32,

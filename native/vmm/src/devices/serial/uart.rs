@@ -207,7 +207,6 @@ impl Serial {
         }
     }
 
-    #[allow(dead_code)] // the snapshot path (next) is the caller
     pub fn state(&self) -> SerialState {
         SerialState {
             version: SERIAL_STATE_VERSION,
@@ -222,6 +221,28 @@ impl Serial {
             line: self.line,
             rx: self.rx.iter().copied().collect(),
         }
+    }
+
+    /// The inverse of `state`, on a freshly built UART. The interrupt line
+    /// is taken as saved: the irqchip's own state carries a pending edge.
+    pub fn restore(&mut self, st: &SerialState) -> Result<(), String> {
+        if st.version != SERIAL_STATE_VERSION {
+            return Err(format!("serial state version {} (this build reads {SERIAL_STATE_VERSION})", st.version));
+        }
+        if st.rx.len() > RX_FIFO_SIZE {
+            return Err(format!("serial receive FIFO holds {} bytes (at most {RX_FIFO_SIZE})", st.rx.len()));
+        }
+        self.ier = st.ier;
+        self.lcr = st.lcr;
+        self.mcr = st.mcr & MCR_MASK;
+        self.scr = st.scr;
+        self.dll = st.dll;
+        self.dlm = st.dlm;
+        self.fifo_enabled = st.fifo_enabled;
+        self.thre_pending = st.thre_pending;
+        self.line = st.line;
+        self.rx = st.rx.iter().copied().collect();
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,10 @@ pub(super) struct Shared {
     epoll: OwnedFd,
     wake: OwnedFd,
     stop: AtomicBool,
+    /// While true the I/O thread does not touch the muxer (and so neither
+    /// guest memory nor the queues): a snapshot is reading them.
+    held: Mutex<bool>,
+    held_cv: Condvar,
     pub counters: Arc<Counters>,
 }
 
@@ -129,6 +133,8 @@ impl VsockBridge {
             epoll,
             wake,
             stop: AtomicBool::new(false),
+            held: Mutex::new(false),
+            held_cv: Condvar::new(),
             counters,
         });
         let thread_shared = shared.clone();
@@ -177,6 +183,21 @@ impl VsockBridge {
         }
     }
 
+    /// Stops the I/O thread from touching the device until `release`:
+    /// returns once any work it had in progress is done. Host sockets keep
+    /// their data meanwhile; nothing is lost, only delayed.
+    pub fn hold(&self) {
+        *self.shared.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        // The I/O thread holds the muxer lock while it works: taking it
+        // once waits for that work to finish.
+        drop(self.shared.lock());
+    }
+
+    pub fn release(&self) {
+        *self.shared.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.shared.held_cv.notify_all();
+    }
+
     /// Removes the socket file (the VMM is exiting).
     pub fn cleanup(&self) {
         let _ = std::fs::remove_file(&self.path);
@@ -186,6 +207,7 @@ impl VsockBridge {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         sys::eventfd_signal(self.shared.wake.as_raw_fd());
+        self.release();
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -228,7 +250,22 @@ fn io_loop(shared: &Shared, listener: &UnixListener) {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let mut m = shared.lock();
+        // `held` is checked with the muxer locked, so once `hold` has
+        // taken the lock after setting it, no new work starts.
+        let mut m = loop {
+            let m = shared.lock();
+            if shared.stop.load(Ordering::SeqCst) || !*shared.held.lock().unwrap_or_else(|e| e.into_inner()) {
+                break m;
+            }
+            drop(m);
+            let mut held = shared.held.lock().unwrap_or_else(|e| e.into_inner());
+            while *held && !shared.stop.load(Ordering::SeqCst) {
+                held = shared.held_cv.wait(held).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
         for ev in &events[..n] {
             let (token, bits) = (ev.u64, ev.events);
             match token {
