@@ -206,7 +206,6 @@ impl VmFd {
         Ok(IrqFd { fd })
     }
 
-    #[allow(dead_code)] // VM state save
     pub fn get_irqchip(&self, chip_id: u32) -> io::Result<kvm_irqchip> {
         let mut c = kvm_irqchip { chip_id, ..Default::default() };
         // SAFETY: pointer to a kvm_irqchip.
@@ -214,7 +213,13 @@ impl VmFd {
         Ok(c)
     }
 
-    #[allow(dead_code)] // VM state save
+    /// Writes one interrupt controller; `c.chip_id` says which.
+    pub fn set_irqchip(&self, c: &kvm_irqchip) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_irqchip (the kernel declares this
+        // request _IOR but only reads the structure).
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_IRQCHIP, c).map(drop) }
+    }
+
     pub fn get_pit2(&self) -> io::Result<kvm_pit_state2> {
         let mut p = kvm_pit_state2::default();
         // SAFETY: pointer to a kvm_pit_state2.
@@ -222,12 +227,25 @@ impl VmFd {
         Ok(p)
     }
 
-    #[allow(dead_code)] // VM state save
+    pub fn set_pit2(&self, p: &kvm_pit_state2) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_pit_state2.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_PIT2, p).map(drop) }
+    }
+
+    /// The VM's kvmclock (ns), as the guest would read it now.
     pub fn get_clock(&self) -> io::Result<kvm_clock_data> {
         let mut c = kvm_clock_data::default();
         // SAFETY: pointer to a kvm_clock_data.
         unsafe { ioctl_mut(self.raw(), KVM_GET_CLOCK, &mut c)? };
         Ok(c)
+    }
+
+    /// Sets the VM's kvmclock. With `flags` 0 the clock reads `clock` now
+    /// and runs on from there; KVM_CLOCK_REALTIME would add the wall time
+    /// elapsed since `realtime`.
+    pub fn set_clock(&self, c: &kvm_clock_data) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_clock_data.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_CLOCK, c).map(drop) }
     }
 
     pub fn create_vcpu(&self, id: u32) -> io::Result<VcpuFd> {
