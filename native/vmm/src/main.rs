@@ -12,6 +12,7 @@ mod memory;
 mod report;
 mod stats;
 mod vcpu;
+mod vcpu_state;
 mod vm;
 
 use std::path::PathBuf;
