@@ -273,7 +273,7 @@ pub fn build(cfg: &Config, hooks: &Hooks) -> Result<Vm, BuildError> {
     let supported = kvm.supported_cpuid().map_err(setup("KVM_GET_SUPPORTED_CPUID"))?;
     let shared = VcpuShared { lifecycle: hooks.lifecycle.clone(), gate: Arc::new(PauseGate::new(cfg.cpus as usize)) };
     let mut vcpus = Vec::new();
-    let msrs = Arc::new(regs::STATE_MSRS.to_vec());
+    let msrs = Arc::new(crate::vcpu_state::msrs_to_save(&kvm).map_err(setup("KVM_GET_MSR_INDEX_LIST"))?);
     for fd in vcpu_fds {
         let id = fd.id();
         let cpuid = cpuid_for(&supported, backend == Backend::Pvm, id, cfg.cpus);
@@ -429,13 +429,16 @@ mod tests {
 
         let vm_state = serde_json::to_string(&vm.state().unwrap()).unwrap();
         assert!(vm_state.contains("\"pit\""));
-        let vcpu_state = vm.vcpus[0].state().unwrap();
+        let fd = vm.vcpus[0].fd();
+        let cpuid = fd.get_cpuid2().unwrap();
+        let msrs = crate::vcpu_state::msrs_to_save(&vm.kvm).unwrap();
+        let vcpu_state = crate::vcpu_state::save(fd, &cpuid, &msrs).unwrap();
         assert_eq!(vcpu_state.regs.rip, 0x100_0000);
         assert_eq!(vcpu_state.regs.rsi, ZERO_PAGE_ADDR);
         assert_eq!(vcpu_state.sregs.cs.selector, 0x10);
         assert!(vcpu_state.msrs.iter().any(|m| m.index == 0xc000_0082), "LSTAR saved");
         let json = serde_json::to_string(&vcpu_state).unwrap();
-        assert_eq!(serde_json::from_str::<crate::vcpu::VcpuState>(&json).unwrap(), vcpu_state);
+        assert_eq!(serde_json::from_str::<crate::vcpu_state::VcpuState>(&json).unwrap(), vcpu_state);
         let dev_json = serde_json::to_string(&vm.devices_state()).unwrap();
         assert!(dev_json.contains("serials"));
 

@@ -14,6 +14,7 @@ mod report;
 mod snapshot;
 mod stats;
 mod vcpu;
+mod vcpu_state;
 mod vm;
 
 use std::path::PathBuf;
@@ -117,7 +118,7 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
     let hooks =
         Hooks { lifecycle: lifecycle.clone(), report: report.clone(), com1_fd: 2, com2_fd: 1, vsock: vsock.clone() };
     let built = match &cfg.restore {
-        Some(_dir) => Err(builder::BuildError::new("VMM_RESTORE_INVALID", "restore is not wired yet")),
+        Some(dir) => snapshot::restore::restore(&cfg, dir, &hooks),
         None => builder::build(&cfg, &hooks),
     };
     let mut vm = match built {

@@ -135,10 +135,6 @@ impl GuestMemory {
         self.base
     }
 
-    /// The gap in the guest-physical map, if RAM reaches it.
-    pub fn hole(&self) -> Option<(u64, u64)> {
-        self.hole
-    }
 
     /// Like `new`, but guest physical addresses skip the gap
     /// `[hole_start, hole_end)` once RAM reaches it: RAM offset `o` is at

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::vcpu::VcpuState;
+use crate::vcpu_state::VcpuState;
 
 /// How often the pauser re-kicks vCPUs that have not parked yet (a kick
 /// that lands just before a vCPU enters KVM_RUN is lost otherwise).

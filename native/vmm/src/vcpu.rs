@@ -1,6 +1,7 @@
 //! vCPU threads: boot-state setup, the KVM_RUN loop and its exit handling,
 //! per-vCPU accounting (time inside vs outside KVM_RUN, exits by reason),
-//! the kick that pulls a vCPU out of the guest, and the vCPU state save.
+//! and the kick that pulls a vCPU out of the guest. Saving and restoring a
+//! vCPU's state is `vcpu_state`.
 
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -8,14 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::arch::x86_64::{cpuid, paging, regs};
 use crate::devices::Bus;
-use crate::hv::kvm::{
-    kvm_cpuid_entry2, kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
-    kvm_vcpu_events, Kicker, VcpuExit, VcpuFd,
-};
+use crate::hv::kvm::{kvm_cpuid_entry2, Kicker, VcpuExit, VcpuFd};
 use crate::lifecycle::{Lifecycle, VmExit};
 use crate::memory::GuestMemory;
 use crate::pause::PauseGate;
@@ -135,24 +131,6 @@ impl VcpuStats {
     }
 }
 
-/// Saved state of one vCPU (x86_64/KVM). Versioned for snapshot files.
-#[allow(dead_code)] // written by the snapshot path (next)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VcpuState {
-    pub version: u32,
-    pub id: u32,
-    pub regs: kvm_regs,
-    pub sregs: kvm_sregs,
-    pub fpu: kvm_fpu,
-    pub msrs: Vec<kvm_msr_entry>,
-    pub lapic: kvm_lapic_state,
-    pub events: kvm_vcpu_events,
-    pub mp_state: kvm_mp_state,
-}
-
-#[allow(dead_code)]
-pub const VCPU_STATE_VERSION: u32 = 1;
-
 pub struct Vcpu {
     fd: VcpuFd,
     pio: Arc<Bus>,
@@ -210,23 +188,11 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Reads the vCPU's complete state (the vCPU must not be running).
-    pub fn state(&self) -> io::Result<VcpuState> {
-        let mut msrs = Vec::new();
-        for idx in regs::STATE_MSRS {
-            msrs.extend(self.fd.get_msrs(&[*idx])?);
-        }
-        Ok(VcpuState {
-            version: VCPU_STATE_VERSION,
-            id: self.fd.id(),
-            regs: self.fd.get_regs()?,
-            sregs: self.fd.get_sregs()?,
-            fpu: self.fd.get_fpu()?,
-            msrs,
-            lapic: self.fd.get_lapic()?,
-            events: self.fd.get_vcpu_events()?,
-            mp_state: self.fd.get_mp_state()?,
-        })
+    /// The KVM vCPU, for reading or writing its state (`vcpu_state`) while
+    /// it is not running.
+    #[allow(dead_code)] // the snapshot path calls it
+    pub fn fd(&self) -> &VcpuFd {
+        &self.fd
     }
 
     /// Starts the vCPU thread. The kick handler is installed first, so a
@@ -259,7 +225,9 @@ impl Vcpu {
                 // Parked time is neither in nor outside KVM_RUN.
                 self.stats.publish(in_run, outside, Phase::Idle, now);
                 let id = self.fd.id() as usize;
-                self.gate.park(id, || self.state().map_err(|e| format!("vCPU {id}: {e}")));
+                self.gate.park(id, || {
+                    crate::vcpu_state::save(&self.fd, &self.cpuid, &self.msrs).map_err(|e| format!("vCPU {id}: {e}"))
+                });
                 last_exit = Some(Instant::now());
                 if !self.lifecycle.stopping() && !self.gate.requested() {
                     self.fd.clear_immediate_exit();
@@ -503,24 +471,6 @@ pub fn cpuid_for(supported: &[kvm_cpuid_entry2], pvm: bool, id: u32, n: u32) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vcpu_state_serializes() {
-        let st = VcpuState {
-            version: VCPU_STATE_VERSION,
-            id: 1,
-            regs: regs::boot_regs(0x100_0000),
-            sregs: regs::boot_sregs(kvm_sregs::default()),
-            fpu: regs::boot_fpu(),
-            msrs: regs::boot_msrs(),
-            lapic: kvm_lapic_state::default(),
-            events: kvm_vcpu_events::default(),
-            mp_state: kvm_mp_state { mp_state: 0 },
-        };
-        let json = serde_json::to_string(&st).unwrap();
-        let back: VcpuState = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, st);
-    }
 
     #[test]
     fn exits_are_dispatched_and_counted() {

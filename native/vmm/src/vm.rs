@@ -35,7 +35,6 @@ pub struct Vm {
 }
 
 /// Saved state of the in-kernel devices of a KVM x86 VM.
-#[allow(dead_code)] // written by the snapshot path (next)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmState {
     pub version: u32,
@@ -43,11 +42,65 @@ pub struct VmState {
     pub pic_slave: kvm_irqchip,
     pub ioapic: kvm_irqchip,
     pub pit: kvm_pit_state2,
+    /// kvmclock as KVM_GET_CLOCK returned it; only `clock` is restored.
     pub clock: kvm_clock_data,
 }
 
-#[allow(dead_code)]
 pub const VM_STATE_VERSION: u32 = 1;
+
+/// Reads the interrupt controllers, the PIT and kvmclock (vCPUs stopped,
+/// so the clock read is the moment the guest stopped seeing time pass).
+pub fn save_vm_state(vm_fd: &VmFd) -> io::Result<VmState> {
+    let get = |what: &str, r: io::Result<kvm_irqchip>| r.map_err(|e| context(what, e));
+    Ok(VmState {
+        version: VM_STATE_VERSION,
+        pic_master: get("KVM_GET_IRQCHIP (PIC master)", vm_fd.get_irqchip(KVM_IRQCHIP_PIC_MASTER))?,
+        pic_slave: get("KVM_GET_IRQCHIP (PIC slave)", vm_fd.get_irqchip(KVM_IRQCHIP_PIC_SLAVE))?,
+        ioapic: get("KVM_GET_IRQCHIP (IOAPIC)", vm_fd.get_irqchip(KVM_IRQCHIP_IOAPIC))?,
+        pit: vm_fd.get_pit2().map_err(|e| context("KVM_GET_PIT2", e))?,
+        clock: vm_fd.get_clock().map_err(|e| context("KVM_GET_CLOCK", e))?,
+    })
+}
+
+/// Writes `st` into a VM created with KVM_CREATE_IRQCHIP and
+/// KVM_CREATE_PIT2: PIC master and slave, IOAPIC, PIT, then kvmclock.
+///
+/// Call it after every vCPU was restored (`vcpu_state::restore`) and right
+/// before they run: the IOAPIC re-delivers its pending interrupts to LAPICs
+/// that then already hold their saved state, and kvmclock starts counting
+/// from its saved value as late as possible. The clock is set with flags 0
+/// (not KVM_CLOCK_REALTIME), so the guest's monotonic time goes on from
+/// where it stopped instead of jumping by the time the state sat on disk.
+#[allow(dead_code)] // the restore path calls it
+pub fn restore_vm_state(vm_fd: &VmFd, st: &VmState) -> io::Result<()> {
+    if st.version != VM_STATE_VERSION {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("VM state version {} (this VMM reads {VM_STATE_VERSION})", st.version),
+        ));
+    }
+    for (chip, id, name) in [
+        (&st.pic_master, KVM_IRQCHIP_PIC_MASTER, "PIC master"),
+        (&st.pic_slave, KVM_IRQCHIP_PIC_SLAVE, "PIC slave"),
+        (&st.ioapic, KVM_IRQCHIP_IOAPIC, "IOAPIC"),
+    ] {
+        if chip.chip_id != id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("VM state: the {name} entry holds irqchip {}", chip.chip_id),
+            ));
+        }
+        vm_fd.set_irqchip(chip).map_err(|e| context(&format!("KVM_SET_IRQCHIP ({name})"), e))?;
+    }
+    vm_fd.set_pit2(&st.pit).map_err(|e| context("KVM_SET_PIT2", e))?;
+    let clock = kvm_clock_data { clock: st.clock.clock, ..Default::default() };
+    vm_fd.set_clock(&clock).map_err(|e| context("KVM_SET_CLOCK", e))?;
+    Ok(())
+}
+
+fn context(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
 
 /// Saved state of the devices the VMM itself emulates (virtio devices will
 /// join here with their own `*State`).
@@ -58,22 +111,10 @@ pub struct DevicesState {
     pub serials: Vec<SerialState>,
 }
 
-/// Reads the in-kernel devices' state (the vCPUs must be stopped).
-pub fn vm_state(vm_fd: &VmFd) -> io::Result<VmState> {
-    Ok(VmState {
-        version: VM_STATE_VERSION,
-        pic_master: vm_fd.get_irqchip(KVM_IRQCHIP_PIC_MASTER)?,
-        pic_slave: vm_fd.get_irqchip(KVM_IRQCHIP_PIC_SLAVE)?,
-        ioapic: vm_fd.get_irqchip(KVM_IRQCHIP_IOAPIC)?,
-        pit: vm_fd.get_pit2()?,
-        clock: vm_fd.get_clock()?,
-    })
-}
-
 #[allow(dead_code)] // tests read these
 impl Vm {
     pub fn state(&self) -> io::Result<VmState> {
-        vm_state(&self.vm_fd)
+        save_vm_state(&self.vm_fd)
     }
 
     pub fn devices_state(&self) -> DevicesState {

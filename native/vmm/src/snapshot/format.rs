@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::crc32::crc32;
 use crate::devices::serial::SerialState;
 use crate::devices::virtio::mmio::MmioState;
-use crate::vcpu::VcpuState;
+use crate::vcpu_state::VcpuState;
 use crate::vm::VmState;
 
 pub const MAGIC: &[u8; 8] = b"STASISVM";

@@ -13,7 +13,7 @@
 pub mod crc32;
 pub mod format;
 pub mod memory_file;
-// pub mod restore; (wired with the vCPU state restore)
+pub mod restore;
 pub mod sparse;
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -31,7 +31,8 @@ use crate::devices::virtio::vsock::VsockBridge;
 use crate::hv::kvm::{Backend, VmFd};
 use crate::memory::GuestMemory;
 use crate::pause::PauseGate;
-use crate::vcpu::{VcpuHandle, VcpuState};
+use crate::vcpu::VcpuHandle;
+use crate::vcpu_state::VcpuState;
 use crate::vm::Vm;
 use format::{disk_file, DiskRecord, MachineInfo, SlotDevice, Snapshot, VirtioSlot, MEMORY_FILE, STATE_FILE};
 
@@ -245,7 +246,7 @@ impl Snapshotter {
                 None => return Err(format!("vCPU {id} saved no state")),
             }
         }
-        let vm = crate::vm::vm_state(&self.vm_fd).map_err(|e| format!("saving the interrupt controllers and clock: {e}"))?;
+        let vm = crate::vm::save_vm_state(&self.vm_fd).map_err(|e| format!("saving the interrupt controllers and clock: {e}"))?;
         let serials = self.serials.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).state()).collect();
         let virtio = self
             .virtio

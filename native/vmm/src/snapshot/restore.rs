@@ -67,13 +67,11 @@ pub fn restore(cfg: &Config, dir: &Path, hooks: &Hooks) -> Result<Vm, BuildError
             .map_err(|e| incompatible(format!("vCPU {}: KVM refused the saved state: {e}", st.id)))?;
         fds.push((fd, st.cpuid.clone()));
     }
+    let devices = attach_devices(&cfg.disks, hooks, &vm_fd, &memory, Some(&snap))?;
+    // Last before the vCPUs run: the IOAPIC re-delivers what was pending
+    // into restored LAPICs, and kvmclock starts from its saved value.
     crate::vm::restore_vm_state(&vm_fd, &snap.vm)
         .map_err(|e| incompatible(format!("KVM refused the saved interrupt controllers or clock: {e}")))?;
-
-    let devices = attach_devices(&cfg.disks, hooks, &vm_fd, &memory, Some(&snap)).map_err(|e| match e.code {
-        "VMM_DISK_INVALID" | "VMM_SETUP" | "VMM_RESTORE_DISK_MISMATCH" | "VMM_RESTORE_INVALID" => e,
-        _ => invalid(e.message),
-    })?;
     let shared = VcpuShared { lifecycle: hooks.lifecycle.clone(), gate: Arc::new(PauseGate::new(fds.len())) };
     let msrs = Arc::new(crate::vcpu_state::msrs_to_save(&kvm).map_err(setup("KVM_GET_MSR_INDEX_LIST"))?);
     let vcpus = fds

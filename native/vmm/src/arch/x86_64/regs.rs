@@ -132,32 +132,23 @@ pub fn boot_fpu() -> kvm_fpu {
     kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() }
 }
 
-#[allow(dead_code)]
 pub const MSR_IA32_TSC: u32 = 0x10;
 pub const MSR_IA32_SYSENTER_CS: u32 = 0x174;
 pub const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
 pub const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
 pub const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
-#[allow(dead_code)]
 pub const MSR_IA32_PAT: u32 = 0x277;
-#[allow(dead_code)]
 pub const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
-#[allow(dead_code)]
 pub const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
 pub const MSR_STAR: u32 = 0xc000_0081;
 pub const MSR_LSTAR: u32 = 0xc000_0082;
 pub const MSR_CSTAR: u32 = 0xc000_0083;
 pub const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
 pub const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
-#[allow(dead_code)]
 pub const MSR_KVM_WALL_CLOCK_NEW: u32 = 0x4b56_4d00;
-#[allow(dead_code)]
 pub const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
-#[allow(dead_code)]
 pub const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
-#[allow(dead_code)]
 pub const MSR_KVM_STEAL_TIME: u32 = 0x4b56_4d03;
-#[allow(dead_code)]
 pub const MSR_KVM_PV_EOI_EN: u32 = 0x4b56_4d04;
 
 /// MSRs initialised at boot (everything else keeps KVM's reset value).
@@ -176,8 +167,19 @@ pub fn boot_msrs() -> Vec<kvm_msr_entry> {
     ]
 }
 
-/// MSRs a vCPU state save reads (those KVM does not know are skipped).
-#[allow(dead_code)] // vCPU state save
+pub const MSR_TSC_AUX: u32 = 0xc000_0103;
+/// Variable-range MTRRs: base/mask pairs 0x200..0x20f (KVM offers 8 pairs).
+pub const MSR_MTRR_PHYS_BASE0: u32 = 0x200;
+pub const MSR_MTRR_FIX_64K_00000: u32 = 0x250;
+pub const MSR_MTRR_FIX_16K_80000: u32 = 0x258;
+pub const MSR_MTRR_FIX_16K_A0000: u32 = 0x259;
+/// Fixed-range 4K MTRRs: 0x268..0x26f.
+pub const MSR_MTRR_FIX_4K_C0000: u32 = 0x268;
+
+/// MSRs a vCPU state save reads besides KVM_GET_MSR_INDEX_LIST (those KVM
+/// cannot read for the vCPU are skipped). KVM's list leaves out the MTRRs
+/// and TSC_AUX, which a guest sets and reads back; the others are here so
+/// that a KVM with a short list still gets the essentials.
 pub const STATE_MSRS: &[u32] = &[
     MSR_IA32_TSC,
     MSR_IA32_SYSENTER_CS,
@@ -197,6 +199,34 @@ pub const STATE_MSRS: &[u32] = &[
     MSR_KVM_ASYNC_PF_EN,
     MSR_KVM_STEAL_TIME,
     MSR_KVM_PV_EOI_EN,
+    MSR_TSC_AUX,
+    MSR_MTRR_PHYS_BASE0,
+    MSR_MTRR_PHYS_BASE0 + 1,
+    MSR_MTRR_PHYS_BASE0 + 2,
+    MSR_MTRR_PHYS_BASE0 + 3,
+    MSR_MTRR_PHYS_BASE0 + 4,
+    MSR_MTRR_PHYS_BASE0 + 5,
+    MSR_MTRR_PHYS_BASE0 + 6,
+    MSR_MTRR_PHYS_BASE0 + 7,
+    MSR_MTRR_PHYS_BASE0 + 8,
+    MSR_MTRR_PHYS_BASE0 + 9,
+    MSR_MTRR_PHYS_BASE0 + 10,
+    MSR_MTRR_PHYS_BASE0 + 11,
+    MSR_MTRR_PHYS_BASE0 + 12,
+    MSR_MTRR_PHYS_BASE0 + 13,
+    MSR_MTRR_PHYS_BASE0 + 14,
+    MSR_MTRR_PHYS_BASE0 + 15,
+    MSR_MTRR_FIX_64K_00000,
+    MSR_MTRR_FIX_16K_80000,
+    MSR_MTRR_FIX_16K_A0000,
+    MSR_MTRR_FIX_4K_C0000,
+    MSR_MTRR_FIX_4K_C0000 + 1,
+    MSR_MTRR_FIX_4K_C0000 + 2,
+    MSR_MTRR_FIX_4K_C0000 + 3,
+    MSR_MTRR_FIX_4K_C0000 + 4,
+    MSR_MTRR_FIX_4K_C0000 + 5,
+    MSR_MTRR_FIX_4K_C0000 + 6,
+    MSR_MTRR_FIX_4K_C0000 + 7,
 ];
 
 const APIC_LVT0: usize = 0x350;

@@ -73,7 +73,16 @@ pub const KVM_GET_MP_STATE: u64 = ior::<kvm_mp_state>(0x98);
 pub const KVM_SET_MP_STATE: u64 = iow::<kvm_mp_state>(0x99);
 pub const KVM_GET_VCPU_EVENTS: u64 = ior::<kvm_vcpu_events>(0x9f);
 pub const KVM_SET_VCPU_EVENTS: u64 = iow::<kvm_vcpu_events>(0xa0);
+pub const KVM_SET_TSC_KHZ: u64 = io(0xa2);
 pub const KVM_GET_TSC_KHZ: u64 = io(0xa3);
+pub const KVM_GET_CPUID2: u64 = iowr::<kvm_cpuid2>(0x91);
+pub const KVM_GET_DEBUGREGS: u64 = ior::<kvm_debugregs>(0xa1);
+pub const KVM_SET_DEBUGREGS: u64 = iow::<kvm_debugregs>(0xa2);
+pub const KVM_GET_XSAVE: u64 = ior::<kvm_xsave>(0xa4);
+pub const KVM_SET_XSAVE: u64 = iow::<kvm_xsave>(0xa5);
+pub const KVM_GET_XCRS: u64 = ior::<kvm_xcrs>(0xa6);
+pub const KVM_SET_XCRS: u64 = iow::<kvm_xcrs>(0xa7);
+pub const KVM_KVMCLOCK_CTRL: u64 = io(0xad);
 
 // Capabilities (KVM_CHECK_EXTENSION arguments).
 pub const KVM_CAP_IRQCHIP: u64 = 0;
@@ -81,6 +90,14 @@ pub const KVM_CAP_USER_MEMORY: u64 = 3;
 pub const KVM_CAP_SET_TSS_ADDR: u64 = 4;
 pub const KVM_CAP_EXT_CPUID: u64 = 7;
 pub const KVM_CAP_NR_VCPUS: u64 = 9;
+pub const KVM_CAP_MP_STATE: u64 = 14;
+pub const KVM_CAP_ADJUST_CLOCK: u64 = 39;
+pub const KVM_CAP_VCPU_EVENTS: u64 = 41;
+pub const KVM_CAP_DEBUGREGS: u64 = 50;
+pub const KVM_CAP_XSAVE: u64 = 55;
+pub const KVM_CAP_XCRS: u64 = 56;
+pub const KVM_CAP_TSC_CONTROL: u64 = 60;
+pub const KVM_CAP_KVMCLOCK_CTRL: u64 = 76;
 pub const KVM_CAP_IRQFD: u64 = 32;
 pub const KVM_CAP_PIT2: u64 = 33;
 pub const KVM_CAP_MAX_VCPUS: u64 = 66;
@@ -119,6 +136,23 @@ pub const KVM_PIT_SPEAKER_DUMMY: u32 = 1;
 
 pub const KVM_MP_STATE_RUNNABLE: u32 = 0;
 pub const KVM_MP_STATE_UNINITIALIZED: u32 = 1;
+pub const KVM_MP_STATE_INIT_RECEIVED: u32 = 2;
+pub const KVM_MP_STATE_HALTED: u32 = 3;
+pub const KVM_MP_STATE_SIPI_RECEIVED: u32 = 4;
+
+// kvm_vcpu_events.flags: which optional fields KVM_SET_VCPU_EVENTS applies.
+pub const KVM_VCPUEVENT_VALID_NMI_PENDING: u32 = 0x01;
+pub const KVM_VCPUEVENT_VALID_SIPI_VECTOR: u32 = 0x02;
+pub const KVM_VCPUEVENT_VALID_SHADOW: u32 = 0x04;
+pub const KVM_VCPUEVENT_VALID_SMM: u32 = 0x08;
+pub const KVM_VCPUEVENT_VALID_PAYLOAD: u32 = 0x10;
+pub const KVM_VCPUEVENT_VALID_TRIPLE_FAULT: u32 = 0x20;
+
+// kvm_clock_data.flags (KVM_GET_CLOCK reports them; KVM_SET_CLOCK with
+// KVM_CLOCK_REALTIME would advance the clock by the wall time elapsed).
+pub const KVM_CLOCK_TSC_STABLE: u32 = 0x02;
+pub const KVM_CLOCK_REALTIME: u32 = 0x04;
+pub const KVM_CLOCK_HOST_TSC: u32 = 0x08;
 
 pub const KVM_MAX_CPUID_ENTRIES: usize = 256;
 pub const KVM_CPUID_FLAG_SIGNIFCANT_INDEX: u32 = 1;
@@ -276,6 +310,61 @@ impl std::fmt::Debug for kvm_lapic_state {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("kvm_lapic_state { .. }")
     }
+}
+
+/// `struct kvm_xsave`: the guest's FPU/SSE/AVX... state in the (standard,
+/// non-compacted) XSAVE layout of this host. 4096 bytes: KVM_GET_XSAVE2
+/// is only needed for dynamically enabled features (AMX), which we never
+/// request for a guest.
+pub const KVM_XSAVE_WORDS: usize = 1024;
+
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct kvm_xsave {
+    #[serde(with = "big_array")]
+    pub region: [u32; KVM_XSAVE_WORDS],
+}
+
+impl Default for kvm_xsave {
+    fn default() -> Self {
+        Self { region: [0; KVM_XSAVE_WORDS] }
+    }
+}
+
+impl std::fmt::Debug for kvm_xsave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // MXCSR (byte 24) and XSTATE_BV (byte 512) say the most in one line.
+        write!(f, "kvm_xsave {{ mxcsr: {:#x}, xstate_bv: {:#x} .. }}", self.region[6], self.region[128])
+    }
+}
+
+pub const KVM_MAX_XCRS: usize = 16;
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct kvm_xcr {
+    pub xcr: u32,
+    pub reserved: u32,
+    pub value: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct kvm_xcrs {
+    pub nr_xcrs: u32,
+    pub flags: u32,
+    pub xcrs: [kvm_xcr; KVM_MAX_XCRS],
+    pub padding: [u64; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct kvm_debugregs {
+    pub db: [u64; 4],
+    pub dr6: u64,
+    pub dr7: u64,
+    pub flags: u64,
+    pub reserved: [u64; 9],
 }
 
 /// `struct kvm_irqchip`: which chip, then a 512-byte union holding either
@@ -555,6 +644,13 @@ mod tests {
         assert_eq!(size_of::<kvm_irqfd>(), 32);
         assert_eq!(size_of::<kvm_pit_config>(), 64);
         assert_eq!(size_of::<kvm_vcpu_events>(), 64);
+        assert_eq!(size_of::<kvm_xsave>(), 4096);
+        assert_eq!(size_of::<kvm_xcr>(), 16);
+        assert_eq!(size_of::<kvm_xcrs>(), 392);
+        assert_eq!(size_of::<kvm_debugregs>(), 128);
+        assert_eq!(size_of::<kvm_msr_list>(), 4);
+        assert_eq!(std::mem::offset_of!(kvm_xcrs, xcrs), 8);
+        assert_eq!(std::mem::offset_of!(kvm_debugregs, flags), 48);
         assert_eq!(size_of::<kvm_run_head>(), KVM_RUN_EXIT_UNION);
     }
 
@@ -583,6 +679,20 @@ mod tests {
         assert_eq!(KVM_GET_MP_STATE, 0x8004ae98);
         assert_eq!(KVM_GET_MSR_INDEX_LIST, 0xc004ae02);
         assert_eq!(KVM_GET_TSC_KHZ, 0xaea3);
+        assert_eq!(KVM_SET_TSC_KHZ, 0xaea2);
+        assert_eq!(KVM_GET_XSAVE, 0x9000aea4);
+        assert_eq!(KVM_SET_XSAVE, 0x5000aea5);
+        assert_eq!(KVM_GET_XCRS, 0x8188aea6);
+        assert_eq!(KVM_SET_XCRS, 0x4188aea7);
+        assert_eq!(KVM_GET_DEBUGREGS, 0x8080aea1);
+        assert_eq!(KVM_SET_DEBUGREGS, 0x4080aea2);
+        assert_eq!(KVM_SET_VCPU_EVENTS, 0x4040aea0);
+        assert_eq!(KVM_SET_MP_STATE, 0x4004ae99);
+        assert_eq!(KVM_SET_LAPIC, 0x4400ae8f);
+        assert_eq!(KVM_SET_REGS, 0x4090ae82);
+        assert_eq!(KVM_SET_FPU, 0x41a0ae8d);
+        assert_eq!(KVM_GET_CPUID2, 0xc008ae91);
+        assert_eq!(KVM_KVMCLOCK_CTRL, 0xaead);
     }
 
     #[test]
@@ -593,5 +703,15 @@ mod tests {
         let back: kvm_lapic_state = serde_json::from_str(&s).unwrap();
         assert!(back == l);
         assert!(serde_json::from_str::<kvm_lapic_state>("{\"regs\":[1,2]}").is_err());
+
+        let mut x = kvm_xsave::default();
+        x.region[6] = 0x1f80;
+        x.region[1023] = u32::MAX;
+        let s = serde_json::to_string(&x).unwrap();
+        assert!(serde_json::from_str::<kvm_xsave>(&s).unwrap() == x);
+        let xcr0 = kvm_xcr { xcr: 0, reserved: 0, value: 7 };
+        let xcrs = kvm_xcrs { nr_xcrs: 1, xcrs: [xcr0; KVM_MAX_XCRS], ..Default::default() };
+        let s = serde_json::to_string(&xcrs).unwrap();
+        assert_eq!(serde_json::from_str::<kvm_xcrs>(&s).unwrap(), xcrs);
     }
 }

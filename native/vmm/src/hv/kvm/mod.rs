@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub use bindings::{
-    kvm_clock_data, kvm_cpuid_entry2, kvm_fpu, kvm_irqchip, kvm_lapic_state, kvm_mp_state,
-    kvm_msr_entry, kvm_pit_state2, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events,
+    kvm_clock_data, kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_irqchip, kvm_lapic_state, kvm_mp_state,
+    kvm_msr_entry, kvm_pit_state2, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
 };
 use bindings::*;
 
@@ -127,6 +127,30 @@ impl Kvm {
         Ok(unsafe { std::slice::from_raw_parts(buf.entries(), n) }.to_vec())
     }
 
+    /// KVM_GET_MSR_INDEX_LIST: the MSRs this KVM saves and restores for a
+    /// vCPU (its `msrs_to_save` and emulated MSRs).
+    #[allow(dead_code)] // vcpu_state::msrs_to_save, for the snapshot path
+    pub fn msr_index_list(&self) -> io::Result<Vec<u32>> {
+        let mut room = 512usize;
+        loop {
+            let mut buf = FlexBuf::<kvm_msr_list, u32>::new(room);
+            // SAFETY: head points into a buffer with room for `room` indices.
+            unsafe { (*buf.head()).nmsrs = room as u32 };
+            // SAFETY: the kernel writes at most nmsrs indices after the header.
+            let r = unsafe { ioctl_mut(self.fd.as_raw_fd(), KVM_GET_MSR_INDEX_LIST, buf.head()) };
+            // SAFETY: the kernel set nmsrs to the list's length (also on E2BIG).
+            let n = unsafe { (*buf.head()).nmsrs } as usize;
+            match r {
+                Ok(_) => {
+                    // SAFETY: entries() has min(n, room) initialised indices.
+                    return Ok(unsafe { std::slice::from_raw_parts(buf.entries(), n.min(room)) }.to_vec());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::E2BIG) && n > room => room = n,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn vcpu_mmap_size(&self) -> io::Result<usize> {
         // SAFETY: argument-less ioctl.
         Ok(unsafe { ioctl_val(self.fd.as_raw_fd(), KVM_GET_VCPU_MMAP_SIZE, 0)? } as usize)
@@ -206,7 +230,6 @@ impl VmFd {
         Ok(IrqFd { fd })
     }
 
-    #[allow(dead_code)] // VM state save
     pub fn get_irqchip(&self, chip_id: u32) -> io::Result<kvm_irqchip> {
         let mut c = kvm_irqchip { chip_id, ..Default::default() };
         // SAFETY: pointer to a kvm_irqchip.
@@ -214,7 +237,13 @@ impl VmFd {
         Ok(c)
     }
 
-    #[allow(dead_code)] // VM state save
+    /// Writes one interrupt controller; `c.chip_id` says which.
+    pub fn set_irqchip(&self, c: &kvm_irqchip) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_irqchip (the kernel declares this
+        // request _IOR but only reads the structure).
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_IRQCHIP, c).map(drop) }
+    }
+
     pub fn get_pit2(&self) -> io::Result<kvm_pit_state2> {
         let mut p = kvm_pit_state2::default();
         // SAFETY: pointer to a kvm_pit_state2.
@@ -222,12 +251,25 @@ impl VmFd {
         Ok(p)
     }
 
-    #[allow(dead_code)] // VM state save
+    pub fn set_pit2(&self, p: &kvm_pit_state2) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_pit_state2.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_PIT2, p).map(drop) }
+    }
+
+    /// The VM's kvmclock (ns), as the guest would read it now.
     pub fn get_clock(&self) -> io::Result<kvm_clock_data> {
         let mut c = kvm_clock_data::default();
         // SAFETY: pointer to a kvm_clock_data.
         unsafe { ioctl_mut(self.raw(), KVM_GET_CLOCK, &mut c)? };
         Ok(c)
+    }
+
+    /// Sets the VM's kvmclock. With `flags` 0 the clock reads `clock` now
+    /// and runs on from there; KVM_CLOCK_REALTIME would add the wall time
+    /// elapsed since `realtime`.
+    pub fn set_clock(&self, c: &kvm_clock_data) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_clock_data.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_CLOCK, c).map(drop) }
     }
 
     pub fn create_vcpu(&self, id: u32) -> io::Result<VcpuFd> {
@@ -440,6 +482,21 @@ impl VcpuFd {
         }
     }
 
+    /// KVM_GET_CPUID2: the CPUID table this vCPU was given (with the bits
+    /// KVM keeps current at run time, e.g. OSXSAVE, filled in).
+    #[allow(dead_code)] // for a caller that did not keep the table it set
+    pub fn get_cpuid2(&self) -> io::Result<Vec<kvm_cpuid_entry2>> {
+        let mut buf = FlexBuf::<kvm_cpuid2, kvm_cpuid_entry2>::new(KVM_MAX_CPUID_ENTRIES);
+        // SAFETY: head points into a buffer with room for KVM_MAX_CPUID_ENTRIES.
+        unsafe { (*buf.head()).nent = KVM_MAX_CPUID_ENTRIES as u32 };
+        // SAFETY: the kernel writes at most nent entries into the buffer.
+        unsafe { ioctl_mut(self.raw(), KVM_GET_CPUID2, buf.head())? };
+        // SAFETY: the kernel updated nent to the number of valid entries.
+        let n = unsafe { (*buf.head()).nent as usize }.min(KVM_MAX_CPUID_ENTRIES);
+        // SAFETY: entries() has n initialised entries.
+        Ok(unsafe { std::slice::from_raw_parts(buf.entries(), n) }.to_vec())
+    }
+
     pub fn get_regs(&self) -> io::Result<kvm_regs> {
         let mut r = kvm_regs::default();
         // SAFETY: pointer to a kvm_regs.
@@ -464,7 +521,6 @@ impl VcpuFd {
         unsafe { ioctl_ptr(self.raw(), KVM_SET_SREGS, s).map(drop) }
     }
 
-    #[allow(dead_code)] // vCPU state save
     pub fn get_fpu(&self) -> io::Result<kvm_fpu> {
         let mut f = kvm_fpu::default();
         // SAFETY: pointer to a kvm_fpu.
@@ -477,9 +533,48 @@ impl VcpuFd {
         unsafe { ioctl_ptr(self.raw(), KVM_SET_FPU, f).map(drop) }
     }
 
+    /// The whole FPU/SSE/AVX state (KVM_CAP_XSAVE), in XSAVE layout.
+    pub fn get_xsave(&self) -> io::Result<kvm_xsave> {
+        let mut x = kvm_xsave::default();
+        // SAFETY: pointer to a 4096-byte kvm_xsave, the size the request declares.
+        unsafe { ioctl_mut(self.raw(), KVM_GET_XSAVE, &mut x)? };
+        Ok(x)
+    }
+
+    pub fn set_xsave(&self, x: &kvm_xsave) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_xsave.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_XSAVE, x).map(drop) }
+    }
+
+    /// The extended control registers (XCR0) (KVM_CAP_XCRS). `nr_xcrs` is
+    /// 0 when the host has no XSAVE.
+    pub fn get_xcrs(&self) -> io::Result<kvm_xcrs> {
+        let mut x = kvm_xcrs::default();
+        // SAFETY: pointer to a kvm_xcrs.
+        unsafe { ioctl_mut(self.raw(), KVM_GET_XCRS, &mut x)? };
+        Ok(x)
+    }
+
+    pub fn set_xcrs(&self, x: &kvm_xcrs) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_xcrs.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_XCRS, x).map(drop) }
+    }
+
+    /// DR0-3, DR6, DR7 (KVM_CAP_DEBUGREGS).
+    pub fn get_debugregs(&self) -> io::Result<kvm_debugregs> {
+        let mut d = kvm_debugregs::default();
+        // SAFETY: pointer to a kvm_debugregs.
+        unsafe { ioctl_mut(self.raw(), KVM_GET_DEBUGREGS, &mut d)? };
+        Ok(d)
+    }
+
+    pub fn set_debugregs(&self, d: &kvm_debugregs) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_debugregs.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_DEBUGREGS, d).map(drop) }
+    }
+
     /// Reads the given MSRs; returns the prefix KVM could read (it stops at
     /// the first MSR it does not know).
-    #[allow(dead_code)] // vCPU state save
     pub fn get_msrs(&self, indices: &[u32]) -> io::Result<Vec<kvm_msr_entry>> {
         let mut buf = FlexBuf::<kvm_msrs, kvm_msr_entry>::new(indices.len());
         // SAFETY: buffer sized for indices.len() entries.
@@ -505,8 +600,8 @@ impl VcpuFd {
             ioctl_mut(self.raw(), KVM_SET_MSRS, buf.head())? as usize
         };
         if n != msrs.len() {
-            let bad = msrs.get(n).map_or(0, |m| m.index);
-            return Err(io::Error::other(format!("KVM_SET_MSRS rejected MSR {bad:#x}")));
+            let (bad, value) = msrs.get(n).map_or((0, 0), |m| (m.index, m.data));
+            return Err(io::Error::other(format!("KVM_SET_MSRS rejected MSR {bad:#x} (value {value:#x})")));
         }
         Ok(())
     }
@@ -523,7 +618,8 @@ impl VcpuFd {
         unsafe { ioctl_ptr(self.raw(), KVM_SET_LAPIC, l).map(drop) }
     }
 
-    #[allow(dead_code)] // vCPU state save
+    /// Pending and injected exceptions, interrupts and NMIs, the interrupt
+    /// shadow, SMM and the SIPI vector.
     pub fn get_vcpu_events(&self) -> io::Result<kvm_vcpu_events> {
         let mut e = kvm_vcpu_events::default();
         // SAFETY: pointer to a kvm_vcpu_events.
@@ -531,12 +627,44 @@ impl VcpuFd {
         Ok(e)
     }
 
-    #[allow(dead_code)] // vCPU state save
+    /// Writes them back; `e.flags` says which optional fields apply
+    /// (KVM_VCPUEVENT_VALID_*).
+    pub fn set_vcpu_events(&self, e: &kvm_vcpu_events) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_vcpu_events.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_VCPU_EVENTS, e).map(drop) }
+    }
+
     pub fn get_mp_state(&self) -> io::Result<kvm_mp_state> {
         let mut m = kvm_mp_state::default();
         // SAFETY: pointer to a kvm_mp_state.
         unsafe { ioctl_mut(self.raw(), KVM_GET_MP_STATE, &mut m)? };
         Ok(m)
+    }
+
+    pub fn set_mp_state(&self, m: &kvm_mp_state) -> io::Result<()> {
+        // SAFETY: pointer to a kvm_mp_state.
+        unsafe { ioctl_ptr(self.raw(), KVM_SET_MP_STATE, m).map(drop) }
+    }
+
+    /// KVM_SET_TSC_KHZ: the guest TSC frequency. Without TSC scaling KVM
+    /// only accepts (about) the host's frequency.
+    pub fn set_tsc_khz(&self, khz: u32) -> io::Result<()> {
+        // SAFETY: plain integer argument.
+        unsafe { ioctl_val(self.raw(), KVM_SET_TSC_KHZ, khz as libc::c_ulong).map(drop) }
+    }
+
+    /// KVM_KVMCLOCK_CTRL: tells a guest using kvmclock that it was paused
+    /// (so its soft-lockup watchdog does not fire). Call while the vCPU is
+    /// out of KVM_RUN. Ok(false) when the guest has no kvmclock (EINVAL)
+    /// or the capability is missing.
+    #[allow(dead_code)] // the snapshot path calls it after a pause
+    pub fn kvmclock_ctrl(&self) -> io::Result<bool> {
+        // SAFETY: argument-less ioctl.
+        match unsafe { ioctl_val(self.raw(), KVM_KVMCLOCK_CTRL, 0) } {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOTTY)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Guest TSC frequency in kHz, if KVM can tell.
