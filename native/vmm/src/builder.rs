@@ -335,7 +335,19 @@ pub fn initrd_address(size: u64, kernel_end: u64, low_end: u64) -> Option<u64> {
 
 /// The kernel command line of docs/guest-contract.md.
 pub fn kernel_cmdline(tsc_khz: Option<u32>, virtio: &[String], pvm: bool, append: Option<&str>) -> String {
-    let mut parts: Vec<String> = ["console=ttyS0", "8250.nr_uarts=2", "reboot=t", "panic=-1", "quiet", "loglevel=3", "pci=off"]
+    // clocksource=kvm-clock: a restore puts kvmclock back exactly, but not
+    // always the TSC (kvm_pvm lets the guest read the host's), so a guest
+    // timed by the raw TSC could see its clock jump or run backwards.
+    let mut parts: Vec<String> = [
+        "console=ttyS0",
+        "8250.nr_uarts=2",
+        "reboot=t",
+        "panic=-1",
+        "quiet",
+        "loglevel=3",
+        "pci=off",
+        "clocksource=kvm-clock",
+    ]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -364,12 +376,12 @@ mod tests {
         let virtio = vec!["virtio_mmio.device=4K@0xd0000000:5".to_string()];
         assert_eq!(
             kernel_cmdline(Some(2_000_000), &virtio, true, Some(" init_debug ")),
-            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off lpj=20000000 \
+            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off clocksource=kvm-clock lpj=20000000 \
              virtio_mmio.device=4K@0xd0000000:5 rdinit=/init stasis_pvm init_debug"
         );
         assert_eq!(
             kernel_cmdline(None, &[], false, None),
-            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off rdinit=/init"
+            "console=ttyS0 8250.nr_uarts=2 reboot=t panic=-1 quiet loglevel=3 pci=off clocksource=kvm-clock rdinit=/init"
         );
     }
 

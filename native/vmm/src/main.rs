@@ -176,6 +176,9 @@ fn run(cfg: config::Config, start: Instant) -> i32 {
     let _ = snapshots.set(Arc::new(Snapshotter::new(&vm, handles.clone())));
     if cfg.restore.is_some() {
         report.restored();
+        if let Some(v) = &vsock {
+            v.wake();
+        }
     }
 
     let exit = lifecycle.wait_serving(clear_parent_death_signal);

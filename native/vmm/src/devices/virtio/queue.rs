@@ -324,7 +324,7 @@ impl Queue {
     }
 
     /// The driver's avail.idx.
-    fn avail_idx(&self, mem: &GuestMemory) -> Result<u16, QueueError> {
+    pub fn avail_idx(&self, mem: &GuestMemory) -> Result<u16, QueueError> {
         Ok(mem.read_u16(self.avail_ring + 2)?)
     }
 

@@ -198,6 +198,12 @@ impl VsockBridge {
         self.shared.held_cv.notify_all();
     }
 
+    /// Makes the I/O thread do all pending work now (a restored device's
+    /// TRANSPORT_RESET, once the vCPUs run).
+    pub fn wake(&self) {
+        sys::eventfd_signal(self.shared.wake.as_raw_fd());
+    }
+
     /// Removes the socket file (the VMM is exiting).
     pub fn cleanup(&self) {
         let _ = std::fs::remove_file(&self.path);

@@ -110,6 +110,7 @@ impl VirtioDevice for Vsock {
             acked_features: self.acked_features,
             activated: m.is_active(),
             queues: m.queue_states(),
+            next_host_port: Some(m.next_host_port()),
         })
     }
 
@@ -144,6 +145,9 @@ impl VirtioDevice for Vsock {
         self.acked_features = s.acked_features;
         let mut m = self.shared.lock();
         m.reset();
+        if let Some(port) = s.next_host_port {
+            m.set_next_host_port(port);
+        }
         if s.activated {
             let queues = s
                 .queues

@@ -49,6 +49,9 @@ const FIRST_STREAM_TOKEN: u64 = 2;
 /// guest that sends junk without posting RX buffers cannot make us queue
 /// without bound).
 const ORPHAN_TX_LIMIT: usize = 64;
+/// How long host-initiated streams wait for the guest to finish handling
+/// a TRANSPORT_RESET (see `check_reset_ack`).
+const RESET_ACK_TIMEOUT: Duration = Duration::from_secs(1);
 /// RSTs beyond this are dropped (only reachable by a guest that never
 /// posts RX buffers).
 const ORPHAN_HARD_LIMIT: usize = ORPHAN_TX_LIMIT + 2 * MAX_STREAMS;
@@ -119,6 +122,9 @@ pub struct Muxer {
     next_host_port: u32,
     next_deadline: Option<Instant>,
     reset_event_pending: bool,
+    /// After a TRANSPORT_RESET: the event queue's avail.idx when it was
+    /// sent, and until when to wait for the guest to post a new buffer.
+    reset_ack: Option<(u16, Instant)>,
     rx_starved: bool,
 }
 
@@ -147,6 +153,7 @@ impl Muxer {
             next_host_port: FIRST_HOST_PORT,
             next_deadline: None,
             reset_event_pending: false,
+            reset_ack: None,
             rx_starved: false,
         }
     }
@@ -172,10 +179,14 @@ impl Muxer {
     }
 
     /// Like `activate` after a snapshot restore: no stream survived, and
-    /// the guest is told so with TRANSPORT_RESET.
+    /// the guest is told so with TRANSPORT_RESET. Nothing is sent yet: the
+    /// interrupt would be lost while the VMM is still writing the saved
+    /// interrupt controllers. The VMM calls `VsockBridge::wake` once the
+    /// vCPUs run, and the I/O thread's pump sends it.
     pub fn restore(&mut self, active: Active) {
         self.reset_event_pending = true;
-        self.activate(active);
+        self.active = Some(active);
+        self.broken = None;
     }
 
     /// Driver reset: queues gone, every stream the guest knew of closed.
@@ -183,6 +194,7 @@ impl Muxer {
         self.active = None;
         self.broken = None;
         self.reset_event_pending = false;
+        self.reset_ack = None;
         self.drop_guest_streams();
     }
 
@@ -460,6 +472,18 @@ impl Muxer {
         self.update_next_deadline();
     }
 
+    /// The next host-side port a host client's stream gets. A snapshot
+    /// keeps it: the restored guest may still hold sockets (reset, not yet
+    /// closed by their owner) for the ports used before, and would answer
+    /// a REQUEST reusing one with RST.
+    pub fn next_host_port(&self) -> u32 {
+        self.next_host_port
+    }
+
+    pub fn set_next_host_port(&mut self, port: u32) {
+        self.next_host_port = if port < FIRST_HOST_PORT || port == u32::MAX { FIRST_HOST_PORT } else { port };
+    }
+
     fn alloc_host_port(&mut self, guest_port: u32) -> u32 {
         loop {
             let p = self.next_host_port;
@@ -501,11 +525,11 @@ impl Muxer {
     }
 
     fn update_next_deadline(&mut self) {
-        self.next_deadline = self
-            .slots
-            .iter()
-            .filter_map(|s| s.conn.as_ref()?.deadline())
-            .min();
+        let streams = self.slots.iter().filter_map(|s| s.conn.as_ref()?.deadline()).min();
+        self.next_deadline = match (streams, self.reset_ack.map(|(_, d)| d)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Closes host clients that did not send their line in time and
@@ -563,6 +587,7 @@ impl Muxer {
     }
 
     fn pump_active(&mut self, a: &mut Active, mem: &GuestMemory) -> Result<(), DeviceError> {
+        self.check_reset_ack(a, mem)?;
         loop {
             let tx_throttled = self.process_tx(a, mem)?;
             let orphans_before = self.orphans.len();
@@ -727,7 +752,7 @@ impl Muxer {
                 }
                 continue;
             }
-            if let Some(&key) = self.ctrl.front() {
+            if let Some(&key) = self.ctrl.front().filter(|_| self.reset_ack.is_none()) {
                 let owes = match self.conn(key) {
                     Some(c) if c.ctrl != 0 => true,
                     Some(c) => {
@@ -994,6 +1019,21 @@ impl Muxer {
         self.progress_close(key);
     }
 
+    /// The guest handles TRANSPORT_RESET in a work item that resets every
+    /// socket it has, and gives the event buffer back only afterwards. A
+    /// stream set up before that would be reset too, so control packets
+    /// (a host client's REQUEST) wait until the buffer is back, or for
+    /// RESET_ACK_TIMEOUT at most.
+    fn check_reset_ack(&mut self, a: &mut Active, mem: &GuestMemory) -> Result<(), DeviceError> {
+        if let Some((idx, deadline)) = self.reset_ack {
+            if a.queues[EVQ].avail_idx(mem)? != idx || Instant::now() >= deadline {
+                self.reset_ack = None;
+                self.update_next_deadline();
+            }
+        }
+        Ok(())
+    }
+
     fn send_reset_event(&mut self, a: &mut Active, mem: &GuestMemory) -> Result<(), DeviceError> {
         let mut chain = std::mem::take(&mut self.tx_chain);
         let q = &mut a.queues[EVQ];
@@ -1015,6 +1055,14 @@ impl Muxer {
                 }
                 a.used[EVQ] = true;
                 self.reset_event_pending = false;
+                match q.avail_idx(mem) {
+                    Ok(idx) => {
+                        let deadline = Instant::now() + RESET_ACK_TIMEOUT;
+                        self.reset_ack = Some((idx, deadline));
+                        self.note_deadline(deadline);
+                    }
+                    Err(e) => break Err(e.into()),
+                }
                 break Ok(());
             }
             if let Err(e) = q.add_used(mem, chain.head, 0) {

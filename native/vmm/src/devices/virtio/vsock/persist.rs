@@ -23,4 +23,8 @@ pub struct VsockState {
     pub activated: bool,
     /// rx, tx, event queues (with their ring indices) when `activated`.
     pub queues: Vec<QueueState>,
+    /// The host-side port the next host client's stream gets (absent in
+    /// states written before it was kept: the first port then).
+    #[serde(default)]
+    pub next_host_port: Option<u32>,
 }
