@@ -64,6 +64,7 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
   // 1. Validate everything the caller gave us.
   const image = checkImage(opts);
   const name = opts.name !== undefined ? checkName(opts.name) : undefined;
+  const engine = bootEngine(opts);
   const baked = phases.time("image-config", () => readImageConfig(image));
   const command = resolveCommand(opts, baked);
   const memory = resolveMemory(opts, kvm);
@@ -74,7 +75,6 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
   const binary = resolveVmmBinary(opts.binary, vmmCwd);
   const init = resolveGuestInit();
   const agent = resolveGuestAgent();
-  const engine = bootEngine(opts);
   requireKvm(kvm);
   if (memory.capped) noticePvmMemoryCap();
 
