@@ -14,9 +14,11 @@ export function createVmstateEngine(deps: Partial<RestoreDeps> = {}): SnapshotEn
     snapshot: (vm, opts) => snapshotVmstate(vm, opts),
     restore: (bundle, opts) => restoreVmstate(bundle, opts, restoreDeps),
     // SIGUSR1 writes here (docs/vmstate.md); recorded so attach handles and `stasis` find it.
-    prepareBoot: ({ runDir }) => {
-      const vmstatePath = path.join(runDir, SIGUSR1_SNAPSHOT_DIR);
-      return { args: ["--snapshot-path", vmstatePath], entry: { vmstatePath } };
+    // Given as STASIS_SNAPSHOT_PATH, the flag's documented equivalent: a VMM
+    // without snapshot support ignores the variable but would refuse the flag.
+    prepareBoot: ({ runDir, vmmEnv }) => {
+      const vmstatePath = vmmEnv.STASIS_SNAPSHOT_PATH || path.join(runDir, SIGUSR1_SNAPSHOT_DIR);
+      return { args: [], env: { STASIS_SNAPSHOT_PATH: vmstatePath }, entry: { vmstatePath } };
     },
   };
 }

@@ -441,3 +441,21 @@ describe("vmstate fork", () => {
     expect(alive(src.pid)).toBe(true);
   });
 });
+
+describe("vmstate boots", () => {
+  it("ask the VMM for a SIGUSR1 snapshot path through STASIS_SNAPSHOT_PATH and record it; a caller's preset wins", () => {
+    expect(engine.prepareBoot!({ runDir: "/run/vm", vmmEnv: {} })).toEqual({
+      args: [],
+      env: { STASIS_SNAPSHOT_PATH: "/run/vm/sigusr1-snapshot" },
+      entry: { vmstatePath: "/run/vm/sigusr1-snapshot" },
+    });
+    expect(engine.prepareBoot!({ runDir: "/run/vm", vmmEnv: { STASIS_SNAPSHOT_PATH: "/mine" } }).entry).toEqual({ vmstatePath: "/mine" });
+  });
+
+  it("recognises its bundles by state.vmstate", () => {
+    const dir = mkdtempSync(path.join(tmp, "recog-"));
+    expect(engine.recognises(dir)).toBe(false);
+    writeFileSync(path.join(dir, "state.vmstate"), "");
+    expect(engine.recognises(dir)).toBe(true);
+  });
+});

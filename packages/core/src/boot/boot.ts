@@ -92,10 +92,9 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
     const guestConfig = { ...command, root: "/dev/vda", upper: "/dev/vdb" };
     phases.time("initramfs", () => writeFileSync(initrd, buildBootInitramfs(init, guestConfig, Date.now(), agent)));
     const controlSocket = path.join(runDir, "control.sock");
-    const prep = engine?.prepareBoot?.({ runDir }) ?? { args: [], entry: {} };
-
     // 3. Start the VMM.
     const vmmEnv = { ...(opts.vmmEnv ?? {}) };
+    const prep = engine?.prepareBoot?.({ runDir, vmmEnv }) ?? { args: [], entry: {} };
     // A caller-preset STASIS_VSOCK is the caller's bridge: exec is then unavailable to us (B54).
     const vsockPath = vmmEnv.STASIS_VSOCK ? undefined : path.join(runDir, "vsock.sock");
     const args = [
@@ -115,7 +114,7 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
       binary,
       args,
       cwd: vmmCwd,
-      env: { ...process.env, ...vmmEnv },
+      env: { ...process.env, ...prep.env, ...vmmEnv },
       runDir,
       controlSocket,
       ...(vsockPath ? { vsockPath } : {}),

@@ -116,9 +116,11 @@ export interface EngineRestoreOptions extends Omit<RestoreOptions, "snapDir"> {
   cleanupPaths: string[];
 }
 
-/** What a boot with this engine adds to the VMM command line and the registry entry. */
+/** What a boot with this engine adds to the VMM's command line and environment and to the registry entry. */
 export interface EngineBootPrep {
   args: string[];
+  /** Added under the caller's vmmEnv (the caller's values win). */
+  env?: Record<string, string>;
   entry: Partial<RegistryEntry>;
 }
 
@@ -129,6 +131,6 @@ export interface SnapshotEngine {
   recognises(bundleDir: string): boolean;
   snapshot(vm: SnapshotSource, opts: EngineSnapshotOptions): Promise<SnapshotResult>;
   restore(bundle: SnapshotBundle, opts: EngineRestoreOptions): Promise<VmHandle>;
-  /** Called by boot() for VMs that will use this engine; `runDir` is the VM's own directory. */
-  prepareBoot?(ctx: { runDir: string }): EngineBootPrep;
+  /** Called by boot() for VMs that will use this engine; `runDir` is the VM's own directory, `vmmEnv` the caller's. */
+  prepareBoot?(ctx: { runDir: string; vmmEnv: Readonly<Record<string, string>> }): EngineBootPrep;
 }
