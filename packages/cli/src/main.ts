@@ -5,9 +5,12 @@ import { attachCommand } from "./commands/attach.js";
 import { bootCommand } from "./commands/boot.js";
 import { completionCommand } from "./commands/completion.js";
 import { execCommand } from "./commands/exec.js";
+import { forkCommand } from "./commands/fork.js";
 import { gcCommand } from "./commands/gc.js";
 import { listCommand } from "./commands/list.js";
 import { replCommand } from "./commands/repl.js";
+import { restoreCommand } from "./commands/restore.js";
+import { snapshotCommand } from "./commands/snapshot.js";
 import { stopCommand } from "./commands/stop.js";
 import { commandHelp, mainHelp } from "./help.js";
 import { parseCommand, type ParsedCommand } from "./parse/parser.js";
@@ -21,8 +24,11 @@ export const EXIT_USAGE = 2;
 /** One handler per schema command (a unit test checks none is missing). */
 export const handlers: Record<string, (p: ParsedCommand) => Promise<number>> = {
   boot: bootCommand,
+  restore: restoreCommand,
   list: listCommand,
   exec: execCommand,
+  snapshot: snapshotCommand,
+  fork: forkCommand,
   attach: attachCommand,
   repl: replCommand,
   stop: stopCommand,

@@ -1,11 +1,19 @@
 export * from "./errors/index.js";
-export { boot } from "./boot/boot.js";
+export { boot, bootEngine, requireKvm } from "./boot/boot.js";
 export type { BootOptions } from "./boot/options.js";
 export type { VmHandle, VmExit } from "./boot/handle.js";
 export { attach, type AttachOptions } from "./boot/attach.js";
 export * from "./registry/index.js";
 export * from "./agent/index.js";
-export type { VmmReport, VmmStats, VmmMilestone, VmmExit, VmmFailure } from "./boot/vmm-report.js";
+export type { VmmReport, VmmStats, VmmMilestone, VmmExit, VmmFailure, VmmSnapshotEvent } from "./boot/vmm-report.js";
+export * from "./snapshot/index.js";
+// For engines: the launch machinery boot() uses, so a restore starts its VMM the same way.
+export { launchVm } from "./boot/launch.js";
+export type { LaunchPlan, LaunchMode, Readiness, NotReady } from "./boot/launch-plan.js";
+export { requestControl, sendControl, ControlTimeoutError } from "./boot/control-client.js";
+export { resolveTimeout } from "./boot/options.js";
+export { PhaseTimer } from "./log/events.js";
+export { checkName, reserveName, releaseName } from "./registry/names.js";
 export { autoSizeMemoryMib, validateMemoryMib } from "./boot/memory.js";
 export { detectKvm, type KvmKind } from "./host/kvm.js";
 export {

@@ -1,8 +1,22 @@
 /**
- * @stasis/runtime — the public API. Engines (snapshot/restore) are wired
- * here as they arrive; today: boot, attach, exec/files, the registry.
+ * @stasis/runtime — the public API: boot, attach, exec/files, the registry,
+ * snapshot/restore/fork. Importing it registers the built-in snapshot
+ * engines (today: vmstate); plugins add theirs with registerEngine().
  */
+import { registerEngine } from "@stasis/core";
+import { vmstateEngine } from "@stasis/engine-vmstate";
+
+registerEngine(vmstateEngine);
+
 export {
+  restore,
+  registerEngine,
+  checkForkBackpressure,
+  readHostFreeBytes,
+  readHostTotalBytes,
+  DEFAULT_FREE_MEMORY_THRESHOLD,
+  readMeta,
+  validateMeta,
   boot,
   attach,
   list,
@@ -54,6 +68,18 @@ export {
   _internal,
 } from "@stasis/core";
 export type {
+  SnapshotEngine,
+  SnapshotSource,
+  SnapshotOptions,
+  SnapshotResult,
+  SnapshotMeta,
+  SnapshotBundle,
+  EngineSnapshotOptions,
+  EngineRestoreOptions,
+  EngineBootPrep,
+  RestoreOptions,
+  ForkOptions,
+  CheckForkBackpressureOptions,
   BootOptions,
   AttachOptions,
   RegistryEntry,

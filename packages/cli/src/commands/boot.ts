@@ -1,7 +1,7 @@
-import { ErrorCode, ParseError, boot, findVm, resolveBaseRootfs, type VmHandle } from "@stasis/runtime";
+import { ErrorCode, ParseError, boot, resolveBaseRootfs } from "@stasis/runtime";
 import { flagValue, hasFlag, integer, keyValues, vmName, type ParsedCommand } from "../parse/parser.js";
-import { describeVm } from "../lib/describe.js";
-import { printJson } from "../lib/io.js";
+import { foregroundStreams, runInForeground } from "../lib/foreground.js";
+import { reportDetached } from "../lib/identity.js";
 
 /**
  * `stasis boot [image] [flags] -- <cmd…>`: in the foreground, returns the
@@ -25,49 +25,9 @@ export async function bootCommand(parsed: ParsedCommand): Promise<number> {
   if (detached) {
     // The default timeout bounds the wait for readiness (it fails rather than hang).
     const vm = await boot({ image, cmd, env, guestCwd, memory, cpus, name, detached: true });
-    const entry = findVm({ pid: vm.pid });
-    const identity = {
-      pid: vm.pid,
-      name: entry.name ?? null,
-      socketPath: entry.socketPath,
-      bootLogPath: entry.bootLogPath ?? null,
-    };
-    await vm.detach();
-    if (json) printJson(identity);
-    else {
-      process.stdout.write(`booted ${describeVm({ pid: vm.pid, name: identity.name ?? undefined })}, detached\n`);
-      if (identity.bootLogPath) process.stderr.write(`boot log: ${identity.bootLogPath}\n`);
-    }
+    await reportDetached(vm, "booted", json);
     return 0;
   }
-
-  const vm: VmHandle = await boot({
-    image,
-    cmd,
-    env,
-    guestCwd,
-    memory,
-    cpus,
-    name,
-    timeoutMs: null,
-    onStdout: (chunk) => writeOut(process.stdout, chunk),
-    onStderr: (chunk) => writeOut(process.stderr, chunk),
-  });
-  const stopOnSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\nstasis: ${signal}: stopping the VM\n`);
-    void vm.stop();
-  };
-  process.once("SIGINT", stopOnSignal);
-  process.once("SIGTERM", stopOnSignal);
-  try {
-    const { code } = await vm.wait();
-    return code;
-  } finally {
-    process.off("SIGINT", stopOnSignal);
-    process.off("SIGTERM", stopOnSignal);
-  }
-}
-
-function writeOut(stream: NodeJS.WriteStream, chunk: Buffer): void {
-  if (!stream.destroyed) stream.write(chunk);
+  const vm = await boot({ image, cmd, env, guestCwd, memory, cpus, name, timeoutMs: null, ...foregroundStreams() });
+  return runInForeground(vm);
 }

@@ -78,6 +78,21 @@ export const commands: CommandSpec[] = [
     ],
   },
   {
+    name: "restore",
+    summary: "resume a VM from a snapshot bundle; exit with its status (or --detach)",
+    positionals: [{ name: "snap-dir", kind: "dir", description: "bundle directory written by `stasis snapshot` or `fork --out-dir`" }],
+    flags: [
+      { name: "name", value: "name", description: "register the VM under this name (default <source-name>/<pid>)" },
+      {
+        name: "image",
+        value: "tar.gz",
+        description: "rootfs tarball to restore on, when the bundle has no root image and the recorded one is not on this host",
+      },
+      { name: "detach", aliases: ["detached"], description: "return once the VM runs again and leave it running" },
+      { name: "json", description: "with --detach: print {pid, name, socketPath, bootLogPath, forkedFrom} as JSON" },
+    ],
+  },
+  {
     name: "list",
     aliases: ["ls", "ps"],
     summary: "list running VMs: PID NAME UP MEM PORTS FORKED-FROM",
@@ -93,6 +108,28 @@ export const commands: CommandSpec[] = [
       { name: "tty", aliases: ["pty"], description: "run under a pseudo-terminal (interactive programs, job control)" },
       { name: "env", value: "KEY=VALUE", repeatable: true, description: "environment variable for the command" },
       { name: "cwd", value: "abs-path", description: "working directory for the command (default /)" },
+    ],
+  },
+  {
+    name: "snapshot",
+    summary: "freeze a running VM into a bundle directory; the VM stops unless --keep-alive",
+    positionals: [target, { name: "out-dir", kind: "dir", description: "bundle directory: created; must be absent or empty" }],
+    flags: [
+      { name: "keep-alive", description: "keep the VM running (the bundle's TCP connections are closed, so two copies never share one)" },
+      dryRun("snapshot"),
+      json("{engine, snapDir, imgDir?, vmstatePath?, elapsedMs}"),
+    ],
+  },
+  {
+    name: "fork",
+    summary: "branch a running VM into a sibling that continues from this instant; exit with its status (or --detach)",
+    positionals: [target],
+    flags: [
+      { name: "new-name", value: "name", description: "the fork's name (default <source-name>/<fork-pid>)" },
+      { name: "out-dir", value: "dir", description: "keep the bundle here, restorable again (default: a temporary one, removed with the fork)" },
+      { name: "detach", aliases: ["detached"], description: "return once the fork runs and leave it running" },
+      { name: "json", description: "with --detach: print {pid, name, socketPath, bootLogPath, forkedFrom} as JSON" },
+      { name: "tcp-keep", description: "let the fork inherit live TCP connections (both copies race; rarely right)" },
     ],
   },
   {
@@ -157,7 +194,7 @@ export const exitCodes: { code: number | "guest"; meaning: string }[] = [
   { code: 2, meaning: "usage error (PARSE_* codes, missing positional or guest command)" },
   {
     code: "guest",
-    meaning: "exec, attach, repl (its last line) and foreground boot pass the guest command's exit status through",
+    meaning: "exec, attach, repl (its last line) and foreground boot, restore and fork pass the guest command's exit status through",
   },
 ];
 

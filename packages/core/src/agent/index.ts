@@ -21,3 +21,4 @@ export {
   type WriteFileOptions,
   type AgentCallOptions,
 } from "./write-file.js";
+export { pingAgent, thawGuest, type ThawRequest, type ThawReply, type AgentOpOptions } from "./thaw.js";

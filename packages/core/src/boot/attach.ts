@@ -13,13 +13,25 @@ import { runGc } from "../registry/gc.js";
 import { findVm } from "../registry/list.js";
 import { waitForExit } from "../registry/process-identity.js";
 import { stopVm } from "../registry/stop.js";
+import type { SnapshotEngine, SnapshotOptions, SnapshotResult } from "../snapshot/engine.js";
+import { forkVm, type ForkOptions } from "../snapshot/fork.js";
+import { snapshotVm } from "../snapshot/snapshot-vm.js";
+import { registryOwner, sourceFromEntry } from "../snapshot/source.js";
 import type { VmExit, VmHandle } from "./handle.js";
+import { execLog } from "./launch-plan.js";
 
 export interface AttachOptions {
   pid?: number;
   name?: string;
-  /** Exec output through this handle (`exec-stdout` / `exec-stderr`). */
+  /** Exec output through this handle (`exec-stdout` / `exec-stderr`) and snapshot phase timings. */
   onLog?: OnLog;
+  /** Engines for snapshot/fork through this handle, before the registered ones. */
+  engines?: readonly SnapshotEngine[];
+}
+
+export interface AttachedHandleOptions {
+  onLog?: OnLog;
+  engines?: readonly SnapshotEngine[];
 }
 
 const POLL_MS = 250;
@@ -35,10 +47,13 @@ export class AttachedVmHandle implements VmHandle {
   readonly execPty: ExecApi["execPty"];
   readonly writeFile: ExecApi["writeFile"];
 
-  constructor(private readonly entry: RegistryEntry, onLog?: OnLog) {
+  constructor(
+    private readonly entry: RegistryEntry,
+    private readonly opts: AttachedHandleOptions = {},
+  ) {
     this.pid = entry.pid;
     if (entry.name !== undefined) this.name = entry.name;
-    const api = createExecApi(entry.socketPath || undefined, onLog);
+    const api = createExecApi(entry.socketPath || undefined, execLog(opts.onLog));
     this.exec = api.exec;
     this.execRaw = api.execRaw;
     this.execPty = api.execPty;
@@ -76,6 +91,18 @@ export class AttachedVmHandle implements VmHandle {
   async errorOutput(): Promise<string> {
     return "";
   }
+
+  private source() {
+    return sourceFromEntry(this.entry, registryOwner(this.entry, () => this.kill()));
+  }
+
+  snapshot(opts: SnapshotOptions): Promise<SnapshotResult> {
+    return snapshotVm(this.source(), opts, this.opts);
+  }
+
+  fork(opts: ForkOptions = {}): Promise<VmHandle> {
+    return forkVm(this.source(), opts, this.opts);
+  }
 }
 
 export async function attach(opts: AttachOptions): Promise<VmHandle> {
@@ -83,6 +110,7 @@ export async function attach(opts: AttachOptions): Promise<VmHandle> {
     throw new RegistryError(ErrorCode.REGISTRY_VM_NOT_FOUND, "attach needs exactly one of { pid } or { name }");
   }
   const onLog = opts.onLog;
-  const execOnly: OnLog | undefined = onLog && ((evt) => evt.source !== "guest-console" && evt.source !== "phase" && onLog(evt));
-  return new AttachedVmHandle(findVm(opts), execOnly);
+  // An attached handle sees no console: only exec output and snapshot phases reach onLog.
+  const noConsole: OnLog | undefined = onLog && ((evt) => evt.source !== "guest-console" && onLog(evt));
+  return new AttachedVmHandle(findVm(opts), { ...(noConsole ? { onLog: noConsole } : {}), ...(opts.engines ? { engines: opts.engines } : {}) });
 }

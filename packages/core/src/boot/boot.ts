@@ -16,9 +16,10 @@ import { buildBootInitramfs } from "../initramfs/boot-initramfs.js";
 import { PhaseTimer } from "../log/events.js";
 import { resolveGuestAgent, resolveGuestInit, resolveKernel, resolveVmmBinary } from "../native/resolve.js";
 import { checkName, releaseName, reserveName } from "../registry/names.js";
+import type { SnapshotEngine } from "../snapshot/engine.js";
+import { findEngine, knownEngines } from "../snapshot/engines.js";
 import type { VmHandle } from "./handle.js";
-import { launchDetached } from "./launch-detached.js";
-import { launchForeground } from "./launch-foreground.js";
+import { launchVm } from "./launch.js";
 import type { LaunchPlan } from "./launch-plan.js";
 import { PVM_DEFAULT_MEMORY_MIB } from "./memory.js";
 import { checkImage, resolveCommand, resolveCpus, resolveMemory, resolveTimeout, type BootOptions } from "./options.js";
@@ -34,7 +35,20 @@ function noticePvmMemoryCap(): void {
   );
 }
 
-function requireKvm(kvm: KvmKind): void {
+/** The engine a booting VM will snapshot with; undefined when none applies (no default installed). */
+export function bootEngine(opts: Pick<BootOptions, "snapshotEngine" | "engines">): SnapshotEngine | undefined {
+  if (opts.snapshotEngine !== undefined) {
+    if (typeof opts.snapshotEngine !== "string" || opts.snapshotEngine === "") {
+      throw new TypeError(`snapshotEngine must be an engine name, got ${JSON.stringify(opts.snapshotEngine)}`);
+    }
+    return findEngine(opts.snapshotEngine, opts.engines);
+  }
+  // vmstate is the default where the VMM supports it (x86_64 Linux/KVM today).
+  if (process.platform !== "linux" || process.arch !== "x64") return undefined;
+  return knownEngines(opts.engines).find((e) => e.name === "vmstate");
+}
+
+export function requireKvm(kvm: KvmKind): void {
   if (kvm === "none") {
     throw new BootError(
       ErrorCode.BOOT_KVM_UNAVAILABLE,
@@ -50,6 +64,7 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
   // 1. Validate everything the caller gave us.
   const image = checkImage(opts);
   const name = opts.name !== undefined ? checkName(opts.name) : undefined;
+  const engine = bootEngine(opts);
   const baked = phases.time("image-config", () => readImageConfig(image));
   const command = resolveCommand(opts, baked);
   const memory = resolveMemory(opts, kvm);
@@ -77,9 +92,9 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
     const guestConfig = { ...command, root: "/dev/vda", upper: "/dev/vdb" };
     phases.time("initramfs", () => writeFileSync(initrd, buildBootInitramfs(init, guestConfig, Date.now(), agent)));
     const controlSocket = path.join(runDir, "control.sock");
-
     // 3. Start the VMM.
     const vmmEnv = { ...(opts.vmmEnv ?? {}) };
+    const prep = engine?.prepareBoot?.({ runDir, vmmEnv }) ?? { args: [], entry: {} };
     // A caller-preset STASIS_VSOCK is the caller's bridge: exec is then unavailable to us (B54).
     const vsockPath = vmmEnv.STASIS_VSOCK ? undefined : path.join(runDir, "vsock.sock");
     const args = [
@@ -92,27 +107,37 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
       "--report-fd", "3",
       ...(vsockPath ? ["--vsock", vsockPath] : []),
       ...(vmmEnv.STASIS_MEMORY ? [] : ["--memory", String(memory.mib)]),
+      ...prep.args,
       ...(opts.args ?? []),
     ];
     const plan: LaunchPlan = {
       binary,
       args,
       cwd: vmmCwd,
-      env: { ...process.env, ...vmmEnv },
+      env: { ...process.env, ...prep.env, ...vmmEnv },
       runDir,
       controlSocket,
       ...(vsockPath ? { vsockPath } : {}),
       ...(name !== undefined ? { name } : {}),
       imagePath: image,
       rootImg,
+      rootImgIsCache: true,
       ...(vmmEnv.STASIS_MEMORY ? {} : { memoryCeilingMib: memory.mib }),
+      cpus,
       timeoutMs,
+      readiness: "agent",
+      readyTimeoutMs: timeoutMs,
+      entry: { ...(engine ? { engine: engine.name } : {}), ...prep.entry },
+      ...(opts.engines ? { engines: opts.engines } : {}),
       phases,
       onLog: opts.onLog,
     };
-    const handle = opts.detached === true
-      ? await launchDetached(plan)
-      : await launchForeground(plan, { onStdout: opts.onStdout, onStderr: opts.onStderr, pdeathsig: opts.pdeathsig });
+    const handle = await launchVm(plan, {
+      detached: opts.detached === true,
+      onStdout: opts.onStdout,
+      onStderr: opts.onStderr,
+      pdeathsig: opts.pdeathsig,
+    });
     started = true;
     opts.onLog?.(phases.event());
     return handle;

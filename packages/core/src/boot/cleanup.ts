@@ -9,7 +9,7 @@ import { rmSync } from "node:fs";
 
 interface Live {
   pid: number;
-  dir: string;
+  paths: string[];
   unregister?: () => void;
 }
 
@@ -23,7 +23,7 @@ function onExit(): void {
     } catch {
       // already gone
     }
-    rmSync(vm.dir, { recursive: true, force: true });
+    for (const p of vm.paths) rmSync(p, { recursive: true, force: true });
     try {
       vm.unregister?.();
     } catch {
@@ -33,12 +33,12 @@ function onExit(): void {
   live.clear();
 }
 
-export function trackVm(pid: number, dir: string, unregister?: () => void): void {
+export function trackVm(pid: number, paths: string[], unregister?: () => void): void {
   if (!hooked) {
     process.on("exit", onExit);
     hooked = true;
   }
-  live.set(pid, { pid, dir, unregister });
+  live.set(pid, { pid, paths, unregister });
 }
 
 export function untrackVm(pid: number): void {

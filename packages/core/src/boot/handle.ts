@@ -6,6 +6,12 @@ import type { Readable, Writable } from "node:stream";
 import { BootError, ErrorCode } from "../errors/index.js";
 import { TailBuffer } from "../util/tail-buffer.js";
 import type { ExecApi } from "../agent/index.js";
+import type { OnLog } from "../log/events.js";
+import type { RegistryEntry } from "../registry/entry.js";
+import type { SnapshotEngine, SnapshotOptions, SnapshotResult, SnapshotSource } from "../snapshot/engine.js";
+import { forkVm, type ForkOptions } from "../snapshot/fork.js";
+import { snapshotVm } from "../snapshot/snapshot-vm.js";
+import { sourceFromEntry } from "../snapshot/source.js";
 import { untrackVm } from "./cleanup.js";
 import { sendControl } from "./control-client.js";
 import type { VmmReport } from "./vmm-report.js";
@@ -45,14 +51,23 @@ export interface VmHandle extends ExecApi {
   /** The last ~1 MiB of stdout / console output. */
   output(): Promise<string>;
   errorOutput(): Promise<string>;
+  /** Freezes the VM into a bundle directory (api.md §4.2); by default the VM then exits. */
+  snapshot(opts: SnapshotOptions): Promise<SnapshotResult>;
+  /** A sibling VM that continues from this instant; this VM keeps running (api.md §4.6). */
+  fork(opts?: ForkOptions): Promise<VmHandle>;
 }
 
 export interface HandleParts {
   child: ChildProcess & { pid: number };
-  name?: string;
+  /** The VM's registry entry (name, paths, engine). */
+  entry: RegistryEntry;
+  engines?: readonly SnapshotEngine[];
+  /** The boot's onLog: snapshot phase events go here too (B106). */
+  onLog?: OnLog;
   exec: ExecApi;
   reportStream: Readable;
-  runDir: string;
+  /** Removed once the VMM has exited: the run dir and anything listed with it. */
+  cleanupPaths: string[];
   controlSocket: string;
   timeoutMs: number | null;
   onStdout?: (chunk: Buffer) => void;
@@ -90,7 +105,7 @@ export class VmProcessHandle implements VmHandle {
   constructor(private readonly parts: HandleParts) {
     const { child } = parts;
     this.pid = child.pid;
-    if (parts.name !== undefined) this.name = parts.name;
+    if (parts.entry.name !== undefined) this.name = parts.entry.name;
     this.exec = parts.exec.exec;
     this.execRaw = parts.exec.execRaw;
     this.execPty = parts.exec.execPty;
@@ -145,7 +160,7 @@ export class VmProcessHandle implements VmHandle {
     this.gone = true;
     if (this.timer) clearTimeout(this.timer);
     untrackVm(this.pid);
-    rmSync(this.parts.runDir, { recursive: true, force: true });
+    for (const p of this.parts.cleanupPaths) rmSync(p, { recursive: true, force: true });
   }
 
   private toExit(code: number | null, signal: NodeJS.Signals | null): VmExit {
@@ -164,7 +179,7 @@ export class VmProcessHandle implements VmHandle {
       );
     }
     if (signal !== null) return { code: 128 + signalNumber(signal), signal, report };
-    if (report.exit?.reason === "guest" && report.exit.status !== undefined) {
+    if ((report.exit?.reason === "guest" || report.exit?.reason === "snapshot") && report.exit.status !== undefined) {
       return { code: report.exit.status, signal: null, report };
     }
     if (report.exit === undefined && code !== 0) {
@@ -225,6 +240,30 @@ export class VmProcessHandle implements VmHandle {
 
   async output(): Promise<string> {
     return this.stdoutTail.toString();
+  }
+
+  /** This VM as an engine sees it; gone = the exit hook has unregistered it and removed its files. */
+  private source(): SnapshotSource {
+    return sourceFromEntry(this.parts.entry, {
+      gone: async (ms) => {
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([
+          this.done,
+          new Promise<never>((_, reject) => {
+            t = setTimeout(() => reject(new Error(`VM ${this.pid} did not exit within ${ms} ms`)), ms);
+          }),
+        ]).finally(() => clearTimeout(t));
+      },
+      kill: () => this.kill(),
+    });
+  }
+
+  snapshot(opts: SnapshotOptions): Promise<SnapshotResult> {
+    return snapshotVm(this.source(), opts, { engines: this.parts.engines, onLog: this.parts.onLog });
+  }
+
+  fork(opts: ForkOptions = {}): Promise<VmHandle> {
+    return forkVm(this.source(), opts, { engines: this.parts.engines, onLog: this.parts.onLog });
   }
 
   async errorOutput(): Promise<string> {

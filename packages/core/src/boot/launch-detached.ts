@@ -1,50 +1,24 @@
 /**
  * A detached VM (api.md §1.4): the VMM runs in its own session, not tied to
  * this process, its console appended to `<detachedLogRoot>/<pid>.boot.log`.
- * boot() returns once the guest agent is listening (milestone 4), so the
- * first exec connects at once; the VM then belongs to the registry.
+ * The launch returns once the VM is ready (the guest agent listens, or a
+ * restore's vCPUs run), so the first exec connects at once; the VM then
+ * belongs to the registry.
  */
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { BootError, ErrorCode } from "../errors/index.js";
-import { writeEntry } from "../registry/entry.js";
+import { removeEntry, type RegistryEntry } from "../registry/entry.js";
 import { collectEntry } from "../registry/gc.js";
-import { pinNameToVmm } from "../registry/names.js";
 import { bootSnapshotPath, detachedLogRoot } from "../registry/paths.js";
 import { AttachedVmHandle } from "./attach.js";
 import type { VmHandle } from "./handle.js";
-import { entryFor, execLog, type LaunchPlan } from "./launch-plan.js";
-import { ReportReader } from "./vmm-report.js";
+import { waitReady } from "./launch-ready.js";
+import { execLog, registerSpawned, type LaunchPlan, type NotReady } from "./launch-plan.js";
 
-/** Milestone the agent writes once it listens (docs/guest-contract.md). */
-export const MILESTONE_AGENT_READY = 4;
-
-type Readiness = { ok: true } | { ok: false; why: string };
-
-function waitForAgent(report: Readable, exited: Promise<number | null>, timeoutMs: number | null): Promise<Readiness> {
-  const reader = new ReportReader();
-  return new Promise((resolve) => {
-    const timer = timeoutMs === null ? undefined : setTimeout(() => resolve({ ok: false, why: `the guest was not up within ${timeoutMs} ms` }), timeoutMs);
-    const done = (r: Readiness) => {
-      if (timer) clearTimeout(timer);
-      report.off("data", onData);
-      resolve(r);
-    };
-    const onData = (c: Buffer) => {
-      reader.push(c);
-      if (reader.report.milestones.some((m) => m.id === MILESTONE_AGENT_READY)) done({ ok: true });
-    };
-    report.on("data", onData);
-    report.on("error", () => {});
-    void exited.then((code) => {
-      reader.end();
-      const err = reader.report.error;
-      done({ ok: false, why: `the VMM exited (status ${code})${err ? `: ${err.code}: ${err.message}` : ""} before the guest was up` });
-    });
-  });
-}
+export { MILESTONE_AGENT_READY } from "./launch-ready.js";
 
 function tail(file: string, bytes = 2000): string {
   try {
@@ -52,6 +26,15 @@ function tail(file: string, bytes = 2000): string {
   } catch {
     return "";
   }
+}
+
+/** The plan's own error for a VM that never came up, else BOOT_DETACHED_READINESS_FAILED. */
+export function notReadyError(plan: LaunchPlan, r: NotReady): Error {
+  if (plan.notReady) return plan.notReady(r);
+  return new BootError(
+    ErrorCode.BOOT_DETACHED_READINESS_FAILED,
+    `${r.why}; nothing is left running${r.consoleTail ? `. Console tail:\n${r.consoleTail}` : ""}`,
+  );
 }
 
 export async function launchDetached(plan: LaunchPlan): Promise<VmHandle> {
@@ -79,13 +62,20 @@ export async function launchDetached(plan: LaunchPlan): Promise<VmHandle> {
   const pid = child.pid;
   const logPath = bootSnapshotPath(pid);
   renameSync(pending, logPath);
-  const entry = entryFor(plan, pid, { detached: true, bootLogPath: logPath });
-  writeEntry(entry);
-  if (plan.name !== undefined) pinNameToVmm(plan.name, { pid, vmmExe: plan.binary, startTicks: entry.vmmStartTicks });
-
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let entry: RegistryEntry;
+  try {
+    entry = registerSpawned(plan, pid, { detached: true, bootLogPath: logPath });
+  } catch (err) {
+    child.kill("SIGKILL");
+    await exited;
+    removeEntry(pid);
+    rmSync(logPath, { force: true });
+    throw err;
+  }
+
   const report = child.stdio[3] as Readable;
-  const ready = await waitForAgent(report, exited, plan.timeoutMs);
+  const ready = await waitReady(report, exited, plan.readiness, plan.readyTimeoutMs);
   report.destroy();
   if (!ready.ok) {
     try {
@@ -94,13 +84,10 @@ export async function launchDetached(plan: LaunchPlan): Promise<VmHandle> {
       // already gone
     }
     await exited;
-    const console = tail(logPath);
+    const consoleTail = tail(logPath);
     collectEntry(entry, "dead");
-    throw new BootError(
-      ErrorCode.BOOT_DETACHED_READINESS_FAILED,
-      `${ready.why}; nothing is left running${console ? `. Console tail:\n${console}` : ""}`,
-    );
+    throw notReadyError(plan, { why: ready.why, consoleTail, ...(ready.vmmError ? { vmmError: ready.vmmError } : {}) });
   }
   child.unref();
-  return new AttachedVmHandle(entry, execLog(plan.onLog));
+  return new AttachedVmHandle(entry, { onLog: plan.onLog, engines: plan.engines });
 }

@@ -7,21 +7,17 @@ import type { Readable } from "node:stream";
 import { createExecApi } from "../agent/index.js";
 import { BootError, ErrorCode } from "../errors/index.js";
 import { markRootfsImageClean } from "../image/rootfs-cache.js";
-import { removeEntry, writeEntry } from "../registry/entry.js";
-import { pinNameToVmm, releaseName } from "../registry/names.js";
+import { removeEntry, writeEntry, type RegistryEntry } from "../registry/entry.js";
+import { releaseName } from "../registry/names.js";
 import { trackVm } from "./cleanup.js";
 import { VmProcessHandle, type VmHandle } from "./handle.js";
-import { entryFor, execLog, type LaunchPlan } from "./launch-plan.js";
+import { waitReady } from "./launch-ready.js";
+import { cleanupPathsOf, execLog, registerSpawned, type LaunchMode, type LaunchPlan } from "./launch-plan.js";
+import { notReadyError } from "./launch-detached.js";
 
-export interface ForegroundStreams {
-  onStdout?: (chunk: Buffer) => void;
-  onStderr?: (chunk: Buffer) => void;
-  pdeathsig?: boolean;
-}
-
-export async function launchForeground(plan: LaunchPlan, streams: ForegroundStreams): Promise<VmHandle> {
+export async function launchForeground(plan: LaunchPlan, mode: LaunchMode): Promise<VmHandle> {
   const env = { ...plan.env };
-  if (streams.pdeathsig !== false) env.STASIS_PDEATHSIG = "1";
+  if (mode.pdeathsig !== false) env.STASIS_PDEATHSIG = "1";
   const child = plan.phases.time("spawn", () =>
     spawn(plan.binary, plan.args, { cwd: plan.cwd, env, stdio: ["pipe", "pipe", "pipe", "pipe"] }),
   );
@@ -31,30 +27,51 @@ export async function launchForeground(plan: LaunchPlan, streams: ForegroundStre
   }
   child.on("error", () => {});
   const pid = child.pid;
-  const entry = entryFor(plan, pid);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let entry: RegistryEntry;
+  try {
+    entry = registerSpawned(plan, pid);
+  } catch (err) {
+    child.kill("SIGKILL");
+    await exited;
+    removeEntry(pid);
+    throw err;
+  }
   const unregister = () => {
     removeEntry(pid);
-    if (plan.name !== undefined) releaseName(plan.name, pid);
+    if (entry.name !== undefined) releaseName(entry.name, pid);
   };
-  writeEntry(entry);
-  if (plan.name !== undefined) pinNameToVmm(plan.name, { pid, vmmExe: plan.binary, startTicks: entry.vmmStartTicks });
-  trackVm(pid, plan.runDir, unregister);
+  trackVm(pid, cleanupPathsOf(plan), unregister);
   const onLog = plan.onLog;
-  return new VmProcessHandle({
+  const report = child.stdio[3] as Readable;
+  const handle = new VmProcessHandle({
     child: child as typeof child & { pid: number },
-    ...(plan.name !== undefined ? { name: plan.name } : {}),
+    entry,
+    engines: plan.engines,
+    onLog,
     exec: createExecApi(plan.vsockPath, execLog(onLog)),
-    reportStream: child.stdio[3] as Readable,
-    runDir: plan.runDir,
+    reportStream: report,
+    cleanupPaths: cleanupPathsOf(plan),
     controlSocket: plan.controlSocket,
     timeoutMs: plan.timeoutMs,
-    onStdout: streams.onStdout,
-    onStderr: streams.onStderr,
+    onStdout: mode.onStdout,
+    onStderr: mode.onStderr,
     onConsole: onLog ? (chunk) => onLog({ source: "guest-console", chunk }) : undefined,
     onExit: (_report, code) => {
       unregister();
-      if (code !== null) markRootfsImageClean(plan.rootImg);
+      if (code !== null && plan.rootImgIsCache) markRootfsImageClean(plan.rootImg);
     },
     onDetach: () => writeEntry({ ...entry, detached: true }),
   });
+  // A cold boot returns at once (output streams from the start); a restore
+  // returns once the VMM says the vCPUs run, so its failures are reported here.
+  if (plan.readiness === "restored") {
+    const ready = await waitReady(report, exited, plan.readiness, plan.readyTimeoutMs);
+    if (!ready.ok) {
+      await handle.kill();
+      const console = (await handle.errorOutput()).slice(-2000);
+      throw notReadyError(plan, { why: ready.why, consoleTail: console, ...(ready.vmmError ? { vmmError: ready.vmmError } : {}) });
+    }
+  }
+  return handle;
 }

@@ -8,6 +8,7 @@ import { BootError, ErrorCode } from "../errors/index.js";
 import type { KvmKind } from "../host/kvm.js";
 import type { ImageConfig } from "../image/image-config.js";
 import type { OnLog } from "../log/events.js";
+import type { SnapshotEngine } from "../snapshot/engine.js";
 import { defaultMemoryMib, validateMemoryMib } from "./memory.js";
 
 export interface BootOptions {
@@ -54,6 +55,13 @@ export interface BootOptions {
    * `<detachedLogRoot()>/<pid>.boot.log`.
    */
   detached?: boolean;
+  /**
+   * Snapshot engine of this VM (api.md §5.1). Default "vmstate" on x64 Linux
+   * when it is installed; a name no known engine has → SNAPSHOT_ENGINE_NOT_INSTALLED.
+   */
+  snapshotEngine?: string;
+  /** Engines for this VM's snapshot/fork, before the registered ones. */
+  engines?: readonly SnapshotEngine[];
 }
 
 export interface ValidatedCommand {

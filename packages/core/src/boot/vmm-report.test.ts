@@ -13,4 +13,14 @@ describe("VMM report parsing", () => {
     expect(r.report.stats?.exits).toEqual({ io: 12 });
     expect(r.report.error).toBeUndefined();
   });
+
+  it("reads the vmstate events: restored, snapshot, exit reason snapshot (docs/vmstate.md)", () => {
+    const r = new ReportReader();
+    r.push(Buffer.from('{"event":"restored","ms":41.5}\n{"event":"snapshot","ok":false,"dir":"/s","error":"disk full"}\n'));
+    r.push(Buffer.from('{"event":"snapshot","ok":true,"dir":"/t"}\n{"event":"exit","reason":"snapshot","status":0}\n'));
+    r.end();
+    expect(r.report.restored).toEqual({ ms: 41.5 });
+    expect(r.report.snapshots).toEqual([{ ok: false, dir: "/s", error: "disk full" }, { ok: true, dir: "/t" }]);
+    expect(r.report.exit).toEqual({ reason: "snapshot", status: 0 });
+  });
 });

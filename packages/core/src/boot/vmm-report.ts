@@ -10,7 +10,8 @@ export interface VmmMilestone {
 }
 
 export interface VmmExit {
-  reason: "guest" | "reset" | "shutdown" | "error";
+  /** `snapshot`: a destructive snapshot was written and the VMM left (docs/vmstate.md). */
+  reason: "guest" | "reset" | "shutdown" | "error" | "snapshot";
   status?: number;
 }
 
@@ -28,8 +29,18 @@ export interface VmmStats {
   [extra: string]: unknown;
 }
 
+/** A SIGUSR1 snapshot's outcome (docs/vmstate.md). */
+export interface VmmSnapshotEvent {
+  ok: boolean;
+  dir?: string;
+  error?: string;
+}
+
 export interface VmmReport {
   milestones: VmmMilestone[];
+  /** A restore: ms from VMM start until the vCPUs ran again (instead of boot milestones). */
+  restored?: { ms: number };
+  snapshots?: VmmSnapshotEvent[];
   exit?: VmmExit;
   error?: VmmFailure;
   stats?: VmmStats;
@@ -52,9 +63,19 @@ export function applyReportLine(report: VmmReport, line: string): void {
       if (num(e.id) && num(e.ms)) report.milestones.push({ id: e.id, ms: e.ms });
       break;
     case "exit":
-      if (e.reason === "guest" || e.reason === "reset" || e.reason === "shutdown" || e.reason === "error") {
+      if (e.reason === "guest" || e.reason === "reset" || e.reason === "shutdown" || e.reason === "error" || e.reason === "snapshot") {
         report.exit = { reason: e.reason, ...(num(e.status) ? { status: e.status } : {}) };
       }
+      break;
+    case "restored":
+      if (num(e.ms)) report.restored = { ms: e.ms };
+      break;
+    case "snapshot":
+      (report.snapshots ??= []).push({
+        ok: e.ok === true,
+        ...(typeof e.dir === "string" ? { dir: e.dir } : {}),
+        ...(typeof e.error === "string" ? { error: e.error } : {}),
+      });
       break;
     case "error":
       report.error = { code: String(e.code ?? "VMM_ERROR"), message: String(e.message ?? "") };

@@ -21,8 +21,18 @@ export interface RegistryEntry {
   controlPath?: string;
   imagePath?: string;
   diskPath?: string;
+  /** vmstate VMs: where SIGUSR1 makes the VMM write a snapshot (its `--snapshot-path`). */
   vmstatePath?: string;
+  /** Snapshot engine of this VM (ours; api.md §5.1 leaves the choice open). */
+  engine?: string;
+  /** Absolute bundle dir the VM was restored or forked from. */
   forkedFrom?: string;
+  /** The read-only root disk image the VMM has open (ours; a snapshot links it into the bundle). */
+  rootImgPath?: string;
+  /** The VM's own per-boot directory (ours; also listed in cleanupPaths). */
+  runDir?: string;
+  /** vCPUs (ours). */
+  cpus?: number;
   bootLogPath?: string;
   cleanupPaths?: string[];
   vmmExe?: string;

@@ -1,0 +1,57 @@
+/** Waiting for a fresh VMM to be up, as its report descriptor tells it (docs/guest-contract.md, docs/vmstate.md). */
+import type { Readable } from "node:stream";
+import type { Readiness } from "./launch-plan.js";
+import { ReportReader, type VmmFailure, type VmmReport } from "./vmm-report.js";
+
+/** Milestone the agent writes once it listens (docs/guest-contract.md). */
+export const MILESTONE_AGENT_READY = 4;
+
+export type ReadyOutcome = { ok: true } | { ok: false; why: string; vmmError?: VmmFailure };
+
+function isReady(report: VmmReport, readiness: Readiness): boolean {
+  return readiness === "restored" ? report.restored !== undefined : report.milestones.some((m) => m.id === MILESTONE_AGENT_READY);
+}
+
+/** Reads `report` (alongside any other reader) until the VM is ready, the VMM exits, or the deadline. */
+export function waitReady(
+  report: Readable,
+  exited: Promise<number | null>,
+  readiness: Readiness,
+  timeoutMs: number | null,
+): Promise<ReadyOutcome> {
+  const reader = new ReportReader();
+  const what = readiness === "restored" ? "the VM was restored" : "the guest was up";
+  const notWhat = readiness === "restored" ? "the VM was not restored" : "the guest was not up";
+  return new Promise((resolve) => {
+    let settled = false;
+    const timer =
+      timeoutMs === null ? undefined : setTimeout(() => done({ ok: false, why: `${notWhat} within ${timeoutMs} ms` }), timeoutMs);
+    const done = (r: ReadyOutcome) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      report.off("data", onData);
+      resolve(r);
+    };
+    const onData = (c: Buffer) => {
+      reader.push(c);
+      if (isReady(reader.report, readiness)) done({ ok: true });
+    };
+    report.on("data", onData);
+    report.on("error", () => {});
+    const streamClosed = new Promise<void>((r) => (report.readableEnded || report.destroyed ? r() : report.once("close", () => r())));
+    void exited.then(async (code) => {
+      // The last report lines may still be in flight when 'exit' fires.
+      await Promise.race([streamClosed, new Promise((r) => setTimeout(r, 500))]);
+      if (settled) return;
+      reader.end();
+      if (isReady(reader.report, readiness)) return done({ ok: true });
+      const err = reader.report.error;
+      done({
+        ok: false,
+        why: `the VMM exited (status ${code})${err ? `: ${err.code}: ${err.message}` : ""} before ${what}`,
+        ...(err ? { vmmError: err } : {}),
+      });
+    });
+  });
+}
