@@ -15,8 +15,11 @@ export function sparseCopy(src: string, dst: string): void {
   }
 }
 
-/** Hard link when src and dst share a filesystem and we may link; a sparse copy otherwise. */
-export function linkOrCopy(src: string, dst: string): "link" | "copy" {
+/**
+ * Hard link when src and dst share a filesystem and we may link; a sparse
+ * copy otherwise, or nothing at all ("none") when `copy` is false.
+ */
+export function linkOrCopy(src: string, dst: string, opts: { copy?: boolean } = {}): "link" | "copy" | "none" {
   try {
     linkSync(src, dst);
     return "link";
@@ -25,6 +28,7 @@ export function linkOrCopy(src: string, dst: string): "link" | "copy" {
     // EXDEV: another filesystem; EPERM: protected_hardlinks (someone else's file); EMLINK: link count.
     if (code !== "EXDEV" && code !== "EPERM" && code !== "EMLINK") throw err;
   }
+  if (opts.copy === false) return "none";
   sparseCopy(src, dst);
   return "copy";
 }

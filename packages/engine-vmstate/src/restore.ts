@@ -72,6 +72,12 @@ function rootImage(bundle: SnapshotBundle, opts: EngineRestoreOptions, phases: P
   const imagePath = image !== undefined ? path.resolve(image) : undefined;
   const inBundle = path.join(bundle.dir, bundle.meta.rootfs ?? ROOTFS_FILE);
   if (isFile(inBundle)) return { rootImg: inBundle, isCache: false, ...(imagePath ? { imagePath } : {}) };
+  // A fork's scratch bundle names the cached image it could not link (the
+  // VMM checks it is still the same image).
+  const recorded = bundle.meta.rootfsPath;
+  if (recorded !== undefined && opts.image === undefined && isFile(recorded)) {
+    return { rootImg: recorded, isCache: true, ...(imagePath ? { imagePath } : {}) };
+  }
   if (imagePath === undefined || !existsSync(imagePath)) {
     throw new BootError(
       ErrorCode.BOOT_IMAGE_NOT_FOUND,

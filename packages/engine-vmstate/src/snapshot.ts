@@ -96,10 +96,15 @@ export async function snapshotVmstate(vm: SnapshotSource, opts: EngineSnapshotOp
 
     const files = filesOf(reply, staging);
     let rootfs: string | undefined;
+    let rootfsPath: string | undefined;
     if (vm.rootImg !== undefined && existsSync(vm.rootImg) && statSync(vm.rootImg).isFile()) {
-      phases.time("rootfs", () => linkOrCopy(vm.rootImg!, path.join(staging, ROOTFS_FILE)));
-      rootfs = ROOTFS_FILE;
-      files.push(ROOTFS_FILE);
+      const how = phases.time("rootfs", () => linkOrCopy(vm.rootImg!, path.join(staging, ROOTFS_FILE), { copy: opts.scratch !== true }));
+      if (how === "none") {
+        rootfsPath = vm.rootImg;
+      } else {
+        rootfs = ROOTFS_FILE;
+        files.push(ROOTFS_FILE);
+      }
     }
     const e = vm.entry;
     const meta: SnapshotMeta = {
@@ -113,6 +118,7 @@ export async function snapshotVmstate(vm: SnapshotSource, opts: EngineSnapshotOp
       sourcePid: vm.pid,
       ...(e.forkedFrom !== undefined ? { forkedFrom: e.forkedFrom } : {}),
       ...(rootfs !== undefined ? { rootfs } : {}),
+      ...(rootfsPath !== undefined ? { rootfsPath } : {}),
       files: [...new Set(files)],
     };
     phases.time("meta", () => writeMeta(staging, meta));

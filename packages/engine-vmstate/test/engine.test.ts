@@ -416,6 +416,28 @@ describe("vmstate fork", () => {
     expect(alive(src.pid)).toBe(true);
   });
 
+  it("a scratch bundle on another file system references the root image instead of copying it", async () => {
+    const scratch = mkdtempSync(path.join("/dev/shm", "stasis-test-forkdir-"));
+    setEnv("STASIS_FORK_DIR", scratch);
+    try {
+      const src = await source("shm");
+      const vm = await attach({ pid: src.pid, engines });
+      await vm.exec("bump");
+      const fork = track(await vm.fork());
+      const bundleDir = entry(fork.pid)!.forkedFrom!;
+      expect(bundleDir.startsWith(scratch)).toBe(true);
+      expect(existsSync(path.join(bundleDir, "rootfs.img"))).toBe(false);
+      expect(readMeta(bundleDir)).toMatchObject({ rootfsPath: rootImg });
+      expect(readMeta(bundleDir).rootfs).toBeUndefined();
+      expect((await fork.exec("bump")).stdout).toBe("2\n");
+      await fork.kill();
+      expect(readdirSync(scratch)).toEqual([]);
+    } finally {
+      setEnv("STASIS_FORK_DIR", undefined);
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   it("with outDir the bundle stays and restores again; a detached fork is named as asked", async () => {
     const src = await source("origin2");
     const vm = await attach({ pid: src.pid, engines });

@@ -52,6 +52,8 @@ export interface SnapshotOptions {
   dryRun?: boolean;
   /** Engines to consider before the registered ones. */
   engines?: readonly SnapshotEngine[];
+  /** A fork's temporary bundle (see EngineSnapshotOptions.scratch). */
+  scratch?: boolean;
 }
 
 export interface SnapshotResult {
@@ -90,6 +92,12 @@ export interface EngineSnapshotOptions {
   timeoutMs: number;
   dumpCmd?: string;
   onLog?: OnLog;
+  /**
+   * The bundle only lives as long as one fork on this host: it need not
+   * carry what another host would need (vmstate: the root image is then
+   * referenced by path when it cannot be hard-linked, never copied).
+   */
+  scratch?: boolean;
 }
 
 /** `restore(opts)` (api.md §4.4). */

@@ -30,6 +30,8 @@ export interface SnapshotMeta {
   forkedFrom?: string;
   /** Bundle-relative file name of the root disk image, when the bundle carries one (ours). */
   rootfs?: string;
+  /** Scratch (fork) bundles without their own root image: the cached image used, by absolute path (ours). */
+  rootfsPath?: string;
   /** Bundle-relative names of the files the engine wrote (ours). */
   files?: string[];
   mountDisk?: { guest: string; lower: string; upper: string };
@@ -57,6 +59,7 @@ const optional: Record<string, [Check, string]> = {
   sourcePid: [isCount, "a positive integer"],
   forkedFrom: [isAbsolute, "an absolute path"],
   rootfs: [isBundleFile, "a file name inside the bundle"],
+  rootfsPath: [isAbsolute, "an absolute path"],
   files: [(v) => Array.isArray(v) && v.every(isBundleFile), "a list of file names inside the bundle"],
   mountDisk: [
     (v) => typeof v === "object" && v !== null && isString((v as Record<string, unknown>).guest) &&

@@ -64,6 +64,7 @@ export async function snapshotVm(source: SnapshotSource, opts: SnapshotOptions, 
     tcpClose: opts.tcpClose === true,
     timeoutMs,
     ...(opts.dumpCmd !== undefined ? { dumpCmd: opts.dumpCmd } : {}),
+    ...(opts.scratch === true ? { scratch: true } : {}),
     ...(onLog ? { onLog } : {}),
   });
 }

@@ -4,14 +4,17 @@
  * "<n> <its pid>"; beside it run a timer (a sleep loop), a background
  * pipeline (two processes joined by a pipe) and an open file descriptor.
  * Every one of them is in-guest state a restore must bring back intact.
+ * The timers wait with the shell's own `read -t` on a FIFO nobody writes:
+ * spawning `sleep` every second costs a guest about half a core here
+ * (process creation runs emulated), and the tests run several VMs at once.
  * "quit <status>" ends the workload with that status.
  */
 export const COUNTER_SCRIPT = `
-mkfifo /tmp/req /tmp/resp
+mkfifo /tmp/req /tmp/resp /tmp/never
 exec 3>>/tmp/open-file.log
-( t=0; while :; do t=$((t+1)); echo $t > /tmp/ticks; sleep 1; done ) &
+( t=0; while :; do t=$((t+1)); echo $t > /tmp/ticks; read -t 1 x <> /tmp/never; done ) &
 echo $! > /tmp/timer.pid
-( while :; do echo tick; sleep 1; done ) | ( while read l; do echo "$l" >> /tmp/piped; done ) &
+( while :; do echo tick; read -t 1 x <> /tmp/never; done ) | ( while read l; do echo "$l" >> /tmp/piped; done ) &
 echo $! > /tmp/pipe.pid
 echo $$ > /tmp/counter.pid
 n=0

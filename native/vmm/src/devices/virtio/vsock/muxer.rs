@@ -51,7 +51,7 @@ const FIRST_STREAM_TOKEN: u64 = 2;
 const ORPHAN_TX_LIMIT: usize = 64;
 /// How long host-initiated streams wait for the guest to finish handling
 /// a TRANSPORT_RESET (see `check_reset_ack`).
-const RESET_ACK_TIMEOUT: Duration = Duration::from_secs(1);
+const RESET_ACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// RSTs beyond this are dropped (only reachable by a guest that never
 /// posts RX buffers).
 const ORPHAN_HARD_LIMIT: usize = ORPHAN_TX_LIMIT + 2 * MAX_STREAMS;
