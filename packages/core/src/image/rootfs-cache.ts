@@ -67,6 +67,17 @@ function treeBytes(dir: string): number {
   return total;
 }
 
+function growAsNewFile(img: string, sizeBytes: number): void {
+  const grown = `${img}.grow-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const failure = runTool("cp", ["--sparse=always", "--reflink=auto", img, grown]);
+  if (failure) {
+    rmSync(grown, { force: true });
+    throw new ProvisionError(ErrorCode.PROVISION_INSTALL_HOOK_FAILED, `could not grow the rootfs image ${img}\n${failure.stderr}`);
+  }
+  truncateSync(grown, sizeBytes);
+  renameSync(grown, img);
+}
+
 export function ensureRootfsImage(tarPath: string, opts: EnsureRootfsImageOptions = {}): string {
   const tarball = path.resolve(tarPath);
   if (!existsSync(tarball) || !statSync(tarball).isFile()) {
@@ -86,7 +97,9 @@ export function ensureRootfsImage(tarPath: string, opts: EnsureRootfsImageOption
 
   if (!opts.force && existsSync(img) && existsSync(okMarker(img))) {
     if (opts.sizeBytes !== undefined && statSync(img).size < opts.sizeBytes) {
-      timed(opts.onPhase, "sparse-extend", () => truncateSync(img, opts.sizeBytes));
+      // Grown as a new file, never in place: snapshot bundles hard-link the
+      // cached image and must keep the exact one their VM saw.
+      timed(opts.onPhase, "sparse-extend", () => growAsNewFile(img, opts.sizeBytes!));
     }
     return img;
   }
