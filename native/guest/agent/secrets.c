@@ -61,21 +61,6 @@ static bool store(const char *key, const char *value)
 	return true;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* Writes every pair to <run dir>/secrets through a temporary file and a
  * rename. 0 or an errno; *what names the step that failed. */
 static int save(const char **what)

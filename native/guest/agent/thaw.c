@@ -150,21 +150,6 @@ static int64_t step_ns(int64_t ns, const struct timespec *now)
 	return step;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* The real thing: 0 or an errno, *what naming the step that failed. */
 static int apply(const struct thaw *t, int64_t *step, const char **what)
 {

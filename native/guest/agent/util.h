@@ -17,6 +17,10 @@ const char *errno_name(int err);
  * errno set when one cannot be made. */
 bool make_parents(const char *path);
 
+/* Writes all n bytes of p to a blocking fd (retrying EINTR and short
+ * writes); false with errno set on failure. */
+bool write_all(int fd, const char *p, size_t n);
+
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t now_ms(void);
 
