@@ -69,19 +69,20 @@ impl PauseGate {
     }
 
     /// vCPU side: saves this vCPU's state with `save` and waits while the
-    /// pause lasts. Returns at once if no pause is in force.
-    pub fn park(&self, id: usize, save: impl FnOnce() -> Result<VcpuState, String>) {
+    /// pause lasts. Returns at once (false) if no pause is in force; true
+    /// once it has been parked and let go.
+    pub fn park(&self, id: usize, save: impl FnOnce() -> Result<VcpuState, String>) -> bool {
         let generation = {
             let g = self.lock();
             if !g.paused {
-                return;
+                return false;
             }
             g.generation
         };
         let state = save();
         let mut g = self.lock();
         if !g.paused || g.generation != generation {
-            return; // the pause ended while we were saving
+            return false; // the pause ended while we were saving
         }
         if let Some(slot) = g.states.get_mut(id) {
             *slot = Some(state);
@@ -92,6 +93,7 @@ impl PauseGate {
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         g.parked -= 1;
+        true
     }
 
     /// Pauser side: raises the gate and kicks (with `kick`) until every one

@@ -189,8 +189,8 @@ impl Vcpu {
     }
 
     /// The KVM vCPU, for reading or writing its state (`vcpu_state`) while
-    /// it is not running.
-    #[allow(dead_code)] // the snapshot path calls it
+    /// it is not running (tests; the VMM saves from the vCPU thread).
+    #[cfg(test)]
     pub fn fd(&self) -> &VcpuFd {
         &self.fd
     }
@@ -225,9 +225,14 @@ impl Vcpu {
                 // Parked time is neither in nor outside KVM_RUN.
                 self.stats.publish(in_run, outside, Phase::Idle, now);
                 let id = self.fd.id() as usize;
-                self.gate.park(id, || {
+                let parked = self.gate.park(id, || {
                     crate::vcpu_state::save(&self.fd, &self.cpuid, &self.msrs).map_err(|e| format!("vCPU {id}: {e}"))
                 });
+                if parked {
+                    // Tells the guest it was stopped by the host, so its
+                    // watchdogs do not take the gap for a lockup.
+                    let _ = self.fd.kvmclock_ctrl();
+                }
                 last_exit = Some(Instant::now());
                 if !self.lifecycle.stopping() && !self.gate.requested() {
                     self.fd.clear_immediate_exit();

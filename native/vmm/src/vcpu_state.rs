@@ -26,8 +26,10 @@ use crate::arch::x86_64::regs::{self, MSR_IA32_TSC, MSR_IA32_TSC_DEADLINE};
 use crate::hv::kvm::bindings::{KVM_VCPUEVENT_VALID_NMI_PENDING, KVM_VCPUEVENT_VALID_SIPI_VECTOR};
 use crate::hv::kvm::{
     kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
-    kvm_vcpu_events, kvm_xcrs, kvm_xsave, Kvm, VcpuExit, VcpuFd,
+    kvm_vcpu_events, kvm_xcrs, kvm_xsave, Kvm, VcpuFd,
 };
+#[cfg(test)]
+use crate::hv::kvm::VcpuExit;
 
 /// Version 2: CPUID, XSAVE/XCRs, debug registers, TSC frequency and KVM's
 /// own MSR list were added to version 1 (regs, sregs, FPU, a few MSRs,
@@ -69,7 +71,6 @@ const TSC_KHZ_TOLERANCE_PPM: u64 = 250;
 
 /// MSR indices to save: KVM_GET_MSR_INDEX_LIST ∪ regs::STATE_MSRS
 /// (deduplicated; TSC first).
-#[allow(dead_code)] // the snapshot path calls it
 pub fn msrs_to_save(kvm: &Kvm) -> io::Result<Vec<u32>> {
     Ok(merge_msr_indices(&kvm.msr_index_list()?, regs::STATE_MSRS))
 }
@@ -89,7 +90,6 @@ fn merge_msr_indices(kvm_list: &[u32], extra: &[u32]) -> Vec<u32> {
 /// KVM_RUN for that vCPU). `cpuid` = the CPUID that was set on this vCPU;
 /// `msr_indices` = `msrs_to_save`. MSRs KVM cannot read for this vCPU are
 /// left out.
-#[allow(dead_code)] // the snapshot path calls it
 pub fn save(fd: &VcpuFd, cpuid: &[kvm_cpuid_entry2], msr_indices: &[u32]) -> io::Result<VcpuState> {
     let id = fd.id();
     let (xsave, fpu) = match fd.get_xsave() {
@@ -164,7 +164,6 @@ fn read_msrs(fd: &VcpuFd, indices: &[u32]) -> io::Result<Vec<kvm_msr_entry>> {
 /// reads, so it continues from its saved value on both.
 ///
 /// Fails with a message naming what KVM refused.
-#[allow(dead_code)] // the restore path calls it
 pub fn restore(fd: &VcpuFd, st: &VcpuState) -> io::Result<()> {
     let id = fd.id();
     if st.version != VCPU_STATE_VERSION {
@@ -241,7 +240,9 @@ fn tsc_khz_matches(saved: u32, here: u32) -> bool {
 /// Returns None once done, or Some(exit) when KVM needed the VMM once more
 /// (the next part of a split MMIO access): handle it and call again.
 /// `immediate_exit` stays set; clear it before running the guest again.
-#[allow(dead_code)] // the snapshot path calls it
+/// (The VMM's own pause does the same inside the vCPU loop: a vCPU parks
+/// only after an interrupted KVM_RUN, see `pause.rs`.)
+#[cfg(test)]
 pub fn finish_pending_exit(fd: &mut VcpuFd) -> io::Result<Option<VcpuExit<'_>>> {
     fd.kicker().set_immediate_exit();
     match fd.run()? {

@@ -71,7 +71,6 @@ pub fn save_vm_state(vm_fd: &VmFd) -> io::Result<VmState> {
 /// from its saved value as late as possible. The clock is set with flags 0
 /// (not KVM_CLOCK_REALTIME), so the guest's monotonic time goes on from
 /// where it stopped instead of jumping by the time the state sat on disk.
-#[allow(dead_code)] // the restore path calls it
 pub fn restore_vm_state(vm_fd: &VmFd, st: &VmState) -> io::Result<()> {
     if st.version != VM_STATE_VERSION {
         return Err(io::Error::new(

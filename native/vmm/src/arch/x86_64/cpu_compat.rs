@@ -118,7 +118,6 @@ fn vendor(table: &[kvm_cpuid_entry2]) -> Option<String> {
 /// (saved CPUID leaves 0x1, 0x7.0, 0x7.1, 0x8000_0001, 0xD.1 if present) is
 /// not in this host's KVM_GET_SUPPORTED_CPUID; also Err when the vendor
 /// string differs.
-#[allow(dead_code)] // the restore path calls it
 pub fn check_compatible(saved: &[kvm_cpuid_entry2], supported: &[kvm_cpuid_entry2]) -> Result<(), String> {
     let (was, is) = (vendor(saved), vendor(supported));
     if was != is {

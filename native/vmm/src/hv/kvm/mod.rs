@@ -129,7 +129,6 @@ impl Kvm {
 
     /// KVM_GET_MSR_INDEX_LIST: the MSRs this KVM saves and restores for a
     /// vCPU (its `msrs_to_save` and emulated MSRs).
-    #[allow(dead_code)] // vcpu_state::msrs_to_save, for the snapshot path
     pub fn msr_index_list(&self) -> io::Result<Vec<u32>> {
         let mut room = 512usize;
         loop {
@@ -657,7 +656,6 @@ impl VcpuFd {
     /// (so its soft-lockup watchdog does not fire). Call while the vCPU is
     /// out of KVM_RUN. Ok(false) when the guest has no kvmclock (EINVAL)
     /// or the capability is missing.
-    #[allow(dead_code)] // the snapshot path calls it after a pause
     pub fn kvmclock_ctrl(&self) -> io::Result<bool> {
         // SAFETY: argument-less ioctl.
         match unsafe { ioctl_val(self.raw(), KVM_KVMCLOCK_CTRL, 0) } {
