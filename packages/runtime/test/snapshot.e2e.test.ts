@@ -238,8 +238,10 @@ describe.skipIf(!runVmTests)("freeze, thaw, fork (vmstate)", () => {
   it("SIGKILL of the VMM during a snapshot leaves no bundle and no staging dir", async () => {
     const victim = await vm.fork({ detached: true });
     extra.push(victim);
-    // Dirty RAM so the dump takes a while and there is a window to kill in.
-    await victim.exec("dd if=/dev/urandom of=/tmp/fill bs=1M count=48 2>/dev/null");
+    // Dirty some more RAM so the dump takes a while and there is a window to
+    // kill in. Copies of a file, not /dev/urandom: data made by the guest
+    // kernel costs ~2 s per MiB here (it runs emulated), a file copy less.
+    await victim.exec("for i in 1 2 3 4; do cat /bin/busybox > /tmp/fill$i; done");
     const parent = path.join(tmp, "kill-zone");
     mkdirSync(parent);
     const outDir = path.join(parent, "never");

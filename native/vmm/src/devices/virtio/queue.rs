@@ -493,6 +493,18 @@ impl Queue {
     /// driver to notify on its next buffer (avail_event), then re-checks the
     /// ring to close the race with a driver that added one meanwhile.
     /// Returns true when more buffers are available after all.
+    /// Asks the driver to notify as soon as it makes one more buffer
+    /// available, however many it already has (`enable_notification` only
+    /// asks once the device has caught up). Returns the avail.idx now.
+    pub fn notify_on_next_avail(&mut self, mem: &GuestMemory) -> Result<u16, QueueError> {
+        let idx = self.avail_idx(mem)?;
+        if self.ready && self.event_idx {
+            mem.write_u16(self.avail_event_addr(), idx)?;
+            fence(Ordering::SeqCst);
+        }
+        Ok(idx)
+    }
+
     pub fn enable_notification(&mut self, mem: &GuestMemory) -> Result<bool, QueueError> {
         if !self.ready {
             return Ok(false);

@@ -1055,7 +1055,9 @@ impl Muxer {
                 }
                 a.used[EVQ] = true;
                 self.reset_event_pending = false;
-                match q.avail_idx(mem) {
+                // The guest gives the buffer back once it has handled the
+                // reset: have it tell us (it would not, with buffers to spare).
+                match q.notify_on_next_avail(mem) {
                     Ok(idx) => {
                         let deadline = Instant::now() + RESET_ACK_TIMEOUT;
                         self.reset_ack = Some((idx, deadline));
