@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "envp.h"
+#include "priority.h"
 #include "winsize.h"
 
 /* What is read after the exit, per stream, at most: grandchildren that
@@ -210,6 +211,8 @@ static int read_output(struct session *s, enum watch k)
 	if (n > 0) {
 		if (s->reaped)
 			s->drained[k == WT_ERR] += (size_t)n;
+		else if (!s->pty && n >= STREAM_READ)
+			priority_streaming();
 		return R_DATA;
 	}
 	if (n < 0 && errno == EAGAIN)

@@ -9,7 +9,6 @@
  * The other flags exist for host-side tests. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,24 +112,6 @@ static void reset_ignored_signals(void)
 		}
 }
 
-/* SCHED_BATCH at nice AGENT_NICE. Every context switch and syscall is
- * dear in the guest, so the agent should take a command's output in big
- * reads, not wake for each small write. A woken batch task does not
- * preempt the running one, and the lower weight keeps the timer tick
- * from handing the CPU to the agent as soon as the writer has used its
- * slice: the command runs until it blocks (its pipe full) or its share
- * is used, then the agent moves the lot. A lone session loses nothing:
- * on an idle CPU the agent runs at once. Commands are set back to
- * SCHED_OTHER, nice 0 before execve (spawn.c); SCHED_RESET_ON_FORK would
- * not do it (it resets RT and deadline policies and negative nice only).
- * The raw syscall: musl has no sched_setattr. */
-static void become_batch(void)
-{
-	struct sched_attr attr = { .size = sizeof attr, .policy = SCHED_BATCH, .nice = AGENT_NICE };
-
-	opts.batch = syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
-}
-
 /* 256 sessions take over 1024 descriptors. */
 static void raise_fd_limit(void)
 {
@@ -153,7 +134,6 @@ int main(int argc, char **argv)
 	claim_std_fds();
 	raise_fd_limit();
 	reset_ignored_signals();
-	become_batch();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);

@@ -1,17 +1,15 @@
 #include "spawn.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "opts.h"
+#include "priority.h"
 
 #define MAX_CANDIDATES 256
 #define STATUS_NOT_EXECUTABLE 126
@@ -104,17 +102,8 @@ static _Noreturn void child(struct spawn *sp)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	/* Nor run SCHED_BATCH at the agent's nice (main.c). Without the
-	 * privilege to lower the nice value (host-side tests), at least the
-	 * policy. */
-	if (opts.batch) {
-		struct sched_attr attr = { .size = sizeof attr, .policy = SCHED_OTHER, .nice = 0 };
-
-		if (syscall(SYS_sched_setattr, 0, &attr, 0) != 0) {
-			attr.nice = AGENT_NICE;
-			syscall(SYS_sched_setattr, 0, &attr, 0);
-		}
-	}
+	/* Nor run at the agent's priority. */
+	priority_reset_child();
 
 	for (size_t i = 0; i < sp->npaths; i++) {
 		if (sp->shell)
