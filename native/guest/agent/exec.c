@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "envp.h"
+#include "priority.h"
 #include "winsize.h"
 
 /* What is read after the exit, per stream, at most: grandchildren that
@@ -201,20 +202,20 @@ static void output_end(struct session *s, enum watch k)
 
 static int read_output(struct session *s, enum watch k)
 {
-	size_t cap;
-	unsigned char *p = out_reserve(s, &cap);
+	bool *more = &s->more[k == WT_ERR];
 	ssize_t n;
 
-	if (!p)
+	if (!out_has_room(s))
 		return R_FULL;
-	n = read(s->fd[k], p, cap);
+	n = out_read(s, s->fd[k], k == WT_ERR ? 'E' : 'O', more);
 	if (n > 0) {
-		out_commit(s, k == WT_ERR ? 'E' : 'O', (size_t)n);
 		if (s->reaped)
 			s->drained[k == WT_ERR] += (size_t)n;
+		else if (!s->pty && n >= STREAM_READ)
+			priority_streaming();
 		return R_DATA;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n < 0 && errno == EAGAIN)
 		return R_AGAIN;
 	return R_END; /* EOF, or EIO: every holder of the pty slave is gone */
 }
@@ -244,12 +245,37 @@ static void finish(struct session *s)
 	s->in_blocked = false;
 }
 
+/* While the command runs: reads again what filled the room last time
+ * (more is likely waiting) once the flush has made room, rather than
+ * going through epoll_wait for it. */
+static bool pump(struct session *s)
+{
+	bool progress = false;
+
+	for (enum watch k = WT_OUT; k <= WT_ERR; k++) {
+		int r;
+
+		if (!s->more[k == WT_ERR] || !output_open(s, k))
+			continue;
+		r = read_output(s, k);
+		if (r == R_DATA)
+			progress = true;
+		else if (r == R_END)
+			output_end(s, k);
+		if (r == R_FULL)
+			break;
+	}
+	return progress;
+}
+
 bool exec_step(struct session *s)
 {
 	bool progress = false;
 
-	if (s->phase != PH_EXEC || !s->reaped)
+	if (s->phase != PH_EXEC)
 		return false;
+	if (!s->reaped)
+		return pump(s);
 	/* Read what is there until it would block (or ends): the command has
 	 * exited, so its own output is all in the pipe or pty already. */
 	for (enum watch k = WT_OUT; k <= WT_ERR; k++) {

@@ -118,19 +118,14 @@ void read_request(struct session *s, const struct request *r)
 
 bool read_step(struct session *s)
 {
-	size_t cap;
-	unsigned char *p;
+	bool full;
 	ssize_t n;
 
-	if (s->phase != PH_READ || !(p = out_reserve(s, &cap)))
+	if (s->phase != PH_READ || !out_has_room(s))
 		return false;
-	do
-		n = read(s->file, p, cap);
-	while (n < 0 && errno == EINTR);
-	if (n > 0) {
-		out_commit(s, 'O', (size_t)n);
+	n = out_read(s, s->file, 'O', &full);
+	if (n > 0)
 		return true;
-	}
 	close_file(s);
 	if (n == 0)
 		send_ok(s);

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "exec.h"
 #include "frame.h"
+#include "priority.h"
 #include "session.h"
 #include "util.h"
 
@@ -194,6 +195,7 @@ _Noreturn void loop_run(int fd)
 			}
 		}
 		nmarked = 0;
+		priority_round_end();
 		if (session_lingering() && now_ms() - last_sweep >= 1000) {
 			last_sweep = now_ms();
 			session_sweep(last_sweep);

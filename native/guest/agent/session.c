@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "exec.h"
@@ -193,23 +194,42 @@ static void out_compact(struct session *s)
 	s->out_off = 0;
 }
 
-unsigned char *out_reserve(struct session *s, size_t *cap)
+ssize_t out_read(struct session *s, int fd, char type, bool *full)
 {
-	size_t room;
+	struct iovec iov[OUT_DATA_CAP / (FRAME_HDR + FRAME_MAX)];
+	unsigned char *p;
+	size_t room, total = 0;
+	int cnt = 0;
+	ssize_t n;
 
-	if (!out_has_room(s))
-		return NULL;
-	if (s->out_len + FRAME_HDR + FRAME_MAX > OUT_DATA_CAP)
+	/* Whole frames rather than a short one at the end. */
+	if (OUT_DATA_CAP - s->out_len < FRAME_HDR + FRAME_MAX)
 		out_compact(s);
-	room = OUT_DATA_CAP - s->out_len - FRAME_HDR;
-	*cap = room < FRAME_MAX ? room : FRAME_MAX;
-	return s->out + s->out_len + FRAME_HDR;
-}
+	room = OUT_DATA_CAP - s->out_len;
+	p = s->out + s->out_len;
+	/* Payload areas with a header's room before each: the headers are
+	 * written once the length is known. */
+	while (cnt < (int)(sizeof iov / sizeof iov[0]) && room >= FRAME_HDR + MIN_READ) {
+		size_t len = room - FRAME_HDR < FRAME_MAX ? room - FRAME_HDR : FRAME_MAX;
 
-void out_commit(struct session *s, char type, size_t n)
-{
-	frame_header(s->out + s->out_len, type, (uint32_t)n);
-	s->out_len += FRAME_HDR + n;
+		iov[cnt].iov_base = p + FRAME_HDR;
+		iov[cnt++].iov_len = len;
+		p += FRAME_HDR + len;
+		room -= FRAME_HDR + len;
+		total += len;
+	}
+	do
+		n = readv(fd, iov, cnt);
+	while (n < 0 && errno == EINTR);
+	*full = n > 0 && (size_t)n == total;
+	for (size_t left = n > 0 ? (size_t)n : 0, i = 0; left > 0; i++) {
+		size_t len = left < iov[i].iov_len ? left : iov[i].iov_len;
+
+		frame_header(s->out + s->out_len, type, (uint32_t)len);
+		s->out_len += FRAME_HDR + len;
+		left -= len;
+	}
+	return n;
 }
 
 void send_json(struct session *s, char type, const struct jw *w)

@@ -26,6 +26,7 @@
 #define LINGER_MS 5000
 #define LINGER_MAX_BYTES (16u << 20)
 #define IN_CAP (FRAME_HDR + FRAME_MAX)
+/* `out` holds two whole data frames: one readv fills both (out_read). */
 #define OUT_DATA_CAP (2 * (FRAME_HDR + FRAME_MAX))
 #define OUT_CAP (OUT_DATA_CAP + 2 * JW_CAP)
 /* Output is not read into less room than this (fewer, fuller frames). */
@@ -78,6 +79,7 @@ struct session {
 	bool out_done;     /* pty: no more output (the master stays open) */
 	bool input_dead;   /* pty: writing to the master failed */
 	size_t drained[2]; /* out/err bytes read after the exit */
+	bool more[2];      /* out/err: the last read filled all its room */
 
 	/* write, read */
 	int file;
@@ -127,10 +129,11 @@ void session_flush(struct session *s);
 /* Registers with epoll what the session now waits for. */
 void session_sync(struct session *s);
 
-/* Where a data frame's payload goes (at most *cap bytes), or NULL when
- * `out` is too full; out_commit then queues it. */
-unsigned char *out_reserve(struct session *s, size_t *cap);
-void out_commit(struct session *s, char type, size_t n);
+/* Reads fd into the room `out` has (out_has_room must be true), in one
+ * readv spread over as many data frames as fit, and queues what came as
+ * `type` frames. The readv's result; *full tells that it filled all the
+ * room it was given (so more may be waiting). */
+ssize_t out_read(struct session *s, int fd, char type, bool *full);
 
 /* Queues a JSON frame (A, X or F). */
 void send_json(struct session *s, char type, const struct jw *w);

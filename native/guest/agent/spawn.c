@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "priority.h"
+
 #define MAX_CANDIDATES 256
 #define STATUS_NOT_EXECUTABLE 126
 #define STATUS_NOT_FOUND 127
@@ -100,6 +102,8 @@ static _Noreturn void child(struct spawn *sp)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
+	/* Nor run at the agent's priority. */
+	priority_reset_child();
 
 	for (size_t i = 0; i < sp->npaths; i++) {
 		if (sp->shell)
