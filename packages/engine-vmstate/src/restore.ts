@@ -152,12 +152,7 @@ export async function restoreVmstate(bundle: SnapshotBundle, opts: EngineRestore
       phases,
       ...(opts.onLog ? { onLog: opts.onLog } : {}),
     };
-    const handle = await launchVm(plan, {
-      detached: opts.detached === true,
-      onStdout: opts.onStdout,
-      onStderr: opts.onStderr,
-      pdeathsig: opts.pdeathsig,
-    });
+    const handle = await launchVm(plan, opts);
     started = true;
     if (vsockPath) {
       try {

@@ -132,12 +132,7 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
       phases,
       onLog: opts.onLog,
     };
-    const handle = await launchVm(plan, {
-      detached: opts.detached === true,
-      onStdout: opts.onStdout,
-      onStderr: opts.onStderr,
-      pdeathsig: opts.pdeathsig,
-    });
+    const handle = await launchVm(plan, opts);
     started = true;
     opts.onLog?.(phases.event());
     return handle;

@@ -61,8 +61,9 @@ export interface LaunchPlan {
   onLog?: OnLog;
 }
 
+/** How to launch: the boot-shaped options' fields (BootOptions and RestoreOptions pass themselves). */
 export interface LaunchMode {
-  detached: boolean;
+  detached?: boolean;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
   /** Foreground only: tie the VMM to this process (default true). */

@@ -5,5 +5,5 @@ import { launchForeground } from "./launch-foreground.js";
 import type { LaunchMode, LaunchPlan } from "./launch-plan.js";
 
 export function launchVm(plan: LaunchPlan, mode: LaunchMode): Promise<VmHandle> {
-  return mode.detached ? launchDetached(plan) : launchForeground(plan, mode);
+  return mode.detached === true ? launchDetached(plan) : launchForeground(plan, mode);
 }
