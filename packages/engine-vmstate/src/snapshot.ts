@@ -26,6 +26,9 @@ import { linkOrCopy } from "./copy-file.js";
 
 export const ENGINE_NAME = "vmstate";
 
+/** How long a VMM whose control connection broke gets to finish exiting (freeing a large guest's RAM takes a while). */
+const VMM_DEATH_GRACE_MS = 5_000;
+
 function dumpFailed(message: string, cause?: unknown): SnapshotError {
   return new SnapshotError(ErrorCode.SNAPSHOT_DUMP_FAILED, message, cause === undefined ? {} : { cause });
 }
@@ -66,7 +69,15 @@ async function askVmm(vm: SnapshotSource, staging: string, opts: EngineSnapshotO
         { cause: err },
       );
     }
-    throw dumpFailed(`could not get a snapshot from VM ${vm.pid}: ${(err as Error).message}`, err);
+    // A broken connection usually means the VMM died mid-dump. Settle only
+    // once it is gone and collected, so the caller never sees a dead VM that
+    // is still listed; a VMM that is still running after the grace stays.
+    const died = await vm.awaitGone(VMM_DEATH_GRACE_MS).then(
+      () => true,
+      () => false,
+    );
+    const state = died ? "its VMM exited during the dump and nothing was kept" : "the VM is still running";
+    throw dumpFailed(`could not get a snapshot from VM ${vm.pid}: ${(err as Error).message}; ${state}`, err);
   }
   if (reply.ok !== true) {
     const why = typeof reply.error === "string" ? reply.error : "no reason given";

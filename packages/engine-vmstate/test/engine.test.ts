@@ -220,11 +220,15 @@ describe("vmstate snapshot", () => {
     expect(stagingLeftovers()).toEqual([]);
   });
 
-  it("a VMM dying mid-snapshot leaves no bundle and no staging dir", async () => {
+  it("a VMM dying mid-snapshot leaves no bundle and no staging dir; it is no longer listed when the call fails", async () => {
     const src = await source(undefined, { FAKE_VMM_SNAPSHOT: "die" });
     const vm = await attach({ pid: src.pid, engines });
     const outDir = path.join(tmp, "died");
-    expect(await codeOf(vm.snapshot({ outDir }))).toBe("SNAPSHOT_DUMP_FAILED");
+    let err: unknown;
+    await vm.snapshot({ outDir }).catch((e: unknown) => (err = e));
+    expect(isStasisError(err, "SNAPSHOT_DUMP_FAILED")).toBe(true);
+    expect((err as Error).message).toContain("exited during the dump");
+    expect(entry(src.pid)).toBeUndefined();
     expect(existsSync(outDir)).toBe(false);
     expect(stagingLeftovers()).toEqual([]);
   });

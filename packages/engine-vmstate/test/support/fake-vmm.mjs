@@ -100,7 +100,7 @@ function writeSnapshot(dir) {
   fs.renameSync(partial, dir);
 }
 
-function onControl(req, reply) {
+function onControl(req, reply, hangUp) {
   switch (req.cmd) {
     case "snapshot": {
       const mode = process.env.FAKE_VMM_SNAPSHOT ?? "ok";
@@ -108,8 +108,11 @@ function onControl(req, reply) {
       if (mode === "hang") return;
       if (mode === "refuse") return reply({ ok: false, code: "SNAPSHOT_DUMP_FAILED", error: "no space left on device" });
       if (mode === "die") {
+        // Like a real VMM killed mid-dump: the connection breaks at once, but
+        // the process takes a moment to finish exiting (unmapping its RAM).
         fs.mkdirSync(`${req.dir}.partial-${process.pid}`);
-        process.kill(process.pid, "SIGKILL");
+        hangUp();
+        setTimeout(() => process.kill(process.pid, "SIGKILL"), 700);
         return;
       }
       if (typeof req.dir !== "string" || !path.isAbsolute(req.dir) || fs.existsSync(req.dir)) {
@@ -142,7 +145,7 @@ if (args.control) {
         if (nl < 0) return;
         const req = JSON.parse(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
-        onControl(req, (obj, then) => sock.end(`${JSON.stringify(obj)}\n`, then));
+        onControl(req, (obj, then) => sock.end(`${JSON.stringify(obj)}\n`, then), () => sock.destroy());
       });
     })
     .listen(args.control);
