@@ -7,6 +7,7 @@ export * from "./registry/index.js";
 export * from "./agent/index.js";
 export type { VmmReport, VmmStats, VmmMilestone, VmmExit, VmmFailure, VmmSnapshotEvent } from "./boot/vmm-report.js";
 export * from "./snapshot/index.js";
+export * from "./warm/index.js";
 // For engines: the launch machinery boot() uses, so a restore starts its VMM the same way.
 export { launchVm } from "./boot/launch.js";
 export type { LaunchPlan, LaunchMode, Readiness, NotReady } from "./boot/launch-plan.js";
