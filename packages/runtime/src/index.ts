@@ -108,3 +108,17 @@ export type {
   ChunkLogEvent,
   PhaseLogEvent,
 } from "@stasis/core";
+// The warm boot cache, as `stasis warm` manages it (docs/warm-boot.md).
+export {
+  warmRoot,
+  listWarm,
+  pruneWarm,
+  removeWarm,
+  resolveWarmKeys,
+  warmMaxBytes,
+  parseWarmSize,
+  WARM_SIZE_FORMS,
+  DEFAULT_WARM_MAX_BYTES,
+  WarmError,
+} from "@stasis/core";
+export type { WarmEntry, WarmRemoval, WarmRemovalReason, PruneWarmResult, WarmInputsRecord } from "@stasis/core";
