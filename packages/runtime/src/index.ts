@@ -115,6 +115,7 @@ export {
   pruneWarm,
   removeWarm,
   resolveWarmKeys,
+  allWarmKeys,
   warmMaxBytes,
   parseWarmSize,
   WARM_SIZE_FORMS,

@@ -17,6 +17,6 @@ export {
   type WarmRemoval,
   type WarmRemovalReason,
 } from "./prune.js";
-export { resolveWarmKeys, removeWarm } from "./remove.js";
+export { resolveWarmKeys, removeWarm, allWarmKeys } from "./remove.js";
 export { warmMaxBytes, parseWarmSize, DEFAULT_WARM_MAX_BYTES, WARM_SIZE_FORMS } from "./size.js";
 export { WarmError } from "./errors.js";

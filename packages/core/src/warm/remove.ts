@@ -8,7 +8,7 @@ import { scanWarm } from "./scan.js";
 import { CacheUsage, treeInodes } from "./usage.js";
 
 /** The keys in the cache now: valid entries and damaged ones (so those can be removed by hand too). */
-function cachedKeys(root: string): string[] {
+export function allWarmKeys(root = warmRoot()): string[] {
   const scan = scanWarm(root);
   return [...scan.entries.map((e) => e.key), ...scan.damaged.map((d) => d.key)].sort();
 }
@@ -19,7 +19,7 @@ function cachedKeys(root: string): string[] {
  * or several (with what it matched), when any does.
  */
 export function resolveWarmKeys(prefixes: readonly string[], root = warmRoot()): string[] {
-  const keys = cachedKeys(root);
+  const keys = allWarmKeys(root);
   const problems: string[] = [];
   const out: string[] = [];
   for (const raw of prefixes) {
@@ -36,7 +36,7 @@ export function resolveWarmKeys(prefixes: readonly string[], root = warmRoot()):
   if (problems.length > 0) {
     throw new WarmError(
       ErrorCode.WARM_ENTRY_NOT_FOUND,
-      `${problems.join("; ")}; nothing was removed. Run \`stasis warm ls\` for the keys and give more of the one you mean`,
+      `${problems.join("; ")}; nothing was removed. \`stasis warm ls\` lists the keys; a prefix must name exactly one entry`,
     );
   }
   return out;
