@@ -22,6 +22,8 @@ export interface AgentContextPositional {
   optional: boolean;
   kind: PositionalSpec["kind"];
   choices: string[] | null;
+  /** Takes every remaining argument (last positional only). */
+  variadic: boolean;
   description: string;
 }
 
@@ -72,6 +74,7 @@ export function agentContext(version: string): AgentContext {
         optional: p.optional ?? false,
         kind: p.kind,
         choices: p.choices ?? null,
+        variadic: p.variadic ?? false,
         description: p.description,
       })),
       flags: c.flags.map(flag),

@@ -8,7 +8,7 @@ function flagLine(f: FlagSpec): string {
 }
 
 export function commandHelp(spec: CommandSpec): string {
-  const pos = spec.positionals.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`)).join(" ");
+  const pos = spec.positionals.map((p) => (p.optional ? `[${p.name}${p.variadic ? "..." : ""}]` : `<${p.name}>${p.variadic ? "..." : ""}`)).join(" ");
   const guest = spec.guestArgv === "required" ? " -- <cmd>..." : spec.guestArgv === "optional" ? " [-- <cmd>...]" : "";
   const usage = `usage: stasis ${spec.name}${pos ? ` ${pos}` : ""}${spec.flags.length > 0 ? " [flags]" : ""}${guest}`;
   const lines = [usage, "", spec.summary];

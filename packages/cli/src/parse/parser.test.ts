@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isStasisError } from "@stasis/runtime";
 import { absolutePath, integer, keyValues, parseCommand, vmName } from "./parser.js";
-import { findCommand } from "./schema.js";
+import { findCommand, type CommandSpec } from "./schema.js";
 
 const bootSpec = findCommand("boot")!;
 const attachSpec = findCommand("attach")!;
@@ -84,6 +84,23 @@ describe("CLI parser (B156)", () => {
     expect(parseCommand(completion, ["zsh"]).positionals).toEqual(["zsh"]);
     expect(code(() => parseCommand(completion, ["tcsh"]))).toBe("PARSE_FLAG_MALFORMED");
     expect(code(() => parseCommand(completion, []))).toBe("PARSE_FLAG_MISSING_VALUE");
+  });
+
+  it("a variadic last positional takes every remaining argument; choices apply to the one they belong to", () => {
+    const spec: CommandSpec = {
+      name: "t",
+      summary: "",
+      positionals: [
+        { name: "verb", kind: "word", choices: ["a", "b"], description: "" },
+        { name: "rest", kind: "word", optional: true, variadic: true, description: "" },
+      ],
+      flags: [{ name: "x", description: "" }],
+    };
+    expect(parseCommand(spec, ["a"]).positionals).toEqual(["a"]);
+    expect(parseCommand(spec, ["a", "1", "--x", "2", "3"]).positionals).toEqual(["a", "1", "2", "3"]);
+    expect(parseCommand(spec, ["b", "a"]).positionals).toEqual(["b", "a"]);
+    expect(code(() => parseCommand(spec, ["c", "1"]))).toBe("PARSE_FLAG_MALFORMED");
+    expect(code(() => parseCommand(spec, ["a", "--", "1"]))).toBe("PARSE_FLAG_UNKNOWN");
   });
 
   it("VM names are not all digits; --cwd is absolute", () => {

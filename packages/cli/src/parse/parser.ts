@@ -67,7 +67,8 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
       flags.set(flag.name, [...(seen ?? []), value]);
       continue;
     }
-    if (positionals.length >= spec.positionals.length) {
+    const last = spec.positionals[spec.positionals.length - 1];
+    if (positionals.length >= spec.positionals.length && !last?.variadic) {
       throw new ParseError(
         ErrorCode.PARSE_FLAG_UNKNOWN,
         spec.guestArgv
@@ -75,7 +76,7 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
           : `unexpected argument ${JSON.stringify(token)} for \`stasis ${spec.name}\` (see \`stasis ${spec.name} --help\`)`,
       );
     }
-    const pos = spec.positionals[positionals.length]!;
+    const pos = spec.positionals[Math.min(positionals.length, spec.positionals.length - 1)]!;
     if (pos.choices && !pos.choices.includes(token)) {
       throw new ParseError(ErrorCode.PARSE_FLAG_MALFORMED, `<${pos.name}> must be one of ${pos.choices.join(", ")}, not ${JSON.stringify(token)}`);
     }

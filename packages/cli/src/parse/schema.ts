@@ -34,6 +34,8 @@ export interface PositionalSpec {
   kind: PositionalKind;
   /** The only values accepted (anything else is PARSE_FLAG_MALFORMED). */
   choices?: string[];
+  /** Last positional only: takes every remaining argument. */
+  variadic?: boolean;
   description: string;
 }
 
