@@ -52,10 +52,13 @@ describe("agent-context", () => {
         expect(Object.keys(f).sort()).toEqual(["aliases", "default", "description", "name", "optionalValue", "repeatable", "short", "value"]);
       }
     }
-    for (const name of ["boot", "list", "exec", "attach", "repl", "stop", "gc", "agent-context", "completion"]) {
+    for (const name of ["boot", "list", "exec", "attach", "repl", "stop", "gc", "warm", "agent-context", "completion"]) {
       expect(ctx.commands.some((c) => c.name === name), name).toBe(true);
     }
     expect(ctx.commands.find((c) => c.name === "list")!.aliases).toEqual(["ls", "ps"]);
+    const warm = ctx.commands.find((c) => c.name === "warm")!;
+    expect(warm.positionals.map((p) => [p.name, p.variadic])).toEqual([["action", false], ["key", true]]);
+    expect(warm.positionals[0]!.choices).toEqual(["ls", "rm", "prune"]);
   });
 
   it("the parser accepts every listed spelling of every flag", () => {

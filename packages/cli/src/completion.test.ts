@@ -66,6 +66,9 @@ describe("completion scripts (B158)", () => {
     expect(bashComplete("stasis completion ")).toEqual(["bash", "zsh", "fish"]);
     expect(bashComplete("stasis completion z")).toEqual(["zsh"]);
     expect(bashComplete("stasis boot --name ")).toEqual([]);
+    expect(bashComplete("stasis warm ")).toEqual(["ls", "rm", "prune"]);
+    expect(bashComplete("stasis warm rm -")).toEqual(["--all", "--max-size", "--json"]);
+    expect(bashComplete("stasis warm prune --max-size ")).toEqual([]);
   });
 
   it.skipIf(!has("zsh"))("zsh: valid syntax; completes commands, flags, choices and VM names", () => {

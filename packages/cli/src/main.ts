@@ -12,6 +12,7 @@ import { replCommand } from "./commands/repl.js";
 import { restoreCommand } from "./commands/restore.js";
 import { snapshotCommand } from "./commands/snapshot.js";
 import { stopCommand } from "./commands/stop.js";
+import { warmCommand } from "./commands/warm.js";
 import { commandHelp, mainHelp } from "./help.js";
 import { parseCommand, type ParsedCommand } from "./parse/parser.js";
 import { findCommand } from "./parse/schema.js";
@@ -33,6 +34,7 @@ export const handlers: Record<string, (p: ParsedCommand) => Promise<number>> = {
   repl: replCommand,
   stop: stopCommand,
   gc: gcCommand,
+  warm: warmCommand,
   "agent-context": agentContextCommand,
   completion: completionCommand,
 };

@@ -171,6 +171,30 @@ export const commands: CommandSpec[] = [
     flags: [dryRun("gc", "n"), json("the results")],
   },
   {
+    name: "warm",
+    summary: "list, remove or prune warm boot cache entries: warm ls | warm rm <key>... | warm rm --all | warm prune",
+    positionals: [
+      {
+        name: "action",
+        kind: "word",
+        choices: ["ls", "rm", "prune"],
+        description: "ls: list the entries; rm: remove entries; prune: remove leftovers, then least recently used entries down to the size bound",
+      },
+      {
+        name: "key",
+        optional: true,
+        variadic: true,
+        kind: "word",
+        description: "with rm: an entry's key, or a prefix of it that names one entry (as many as you like)",
+      },
+    ],
+    flags: [
+      { name: "all", description: "with rm: remove every entry" },
+      { name: "max-size", value: "size", description: "with prune: the bound, e.g. 4G or 512M (default: STASIS_WARM_CACHE_SIZE, else 8G)" },
+      json("the entries (ls), the removals (rm) or {removed, totalBytes, maxBytes} (prune)"),
+    ],
+  },
+  {
     name: "agent-context",
     summary: "describe this CLI (commands, flags, exit codes) as JSON",
     positionals: [],
