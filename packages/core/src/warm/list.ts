@@ -15,7 +15,7 @@ export interface WarmEntry extends WarmHit {
   bytes: number;
 }
 
-/** The valid entries, most recently used first. Reads nothing it would change; damaged ones are skipped. */
+/** The valid entries, most recently used first. Changes nothing: damaged entries are skipped (lookup and prune remove them). */
 export function listWarm(root = warmRoot()): WarmEntry[] {
   const entries = scanWarm(root).entries.sort(byLeastRecentlyUsed).reverse();
   const seen = new Set<string>();
