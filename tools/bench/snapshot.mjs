@@ -132,7 +132,7 @@ function phaseLog() {
   return { phases, onLog };
 }
 /** Call → the new VM's vCPUs running, as an upper bound: the call minus the guest's thaw round trips. */
-const untilRunning = (callMs, p) => round(callMs - (p["restore.thaw.ping"] ?? 0) - (p["restore.thaw"] ?? 0));
+const untilRunning = (callMs, p) => round(callMs - (p["restore.handover.ping"] ?? 0) - (p["restore.handover.thaw"] ?? 0));
 const restoreLog = phaseLog();
 const restored = await timeIt(() => rt.restore({ snapDir: bundle, detached: true, onLog: restoreLog.onLog }));
 const firstExec = await timeIt(() => restored.value.exec("true"));

@@ -10,6 +10,8 @@ export * from "./snapshot/index.js";
 export * from "./warm/index.js";
 // For engines: the launch machinery boot() uses, so a restore starts its VMM the same way.
 export { launchVm } from "./boot/launch.js";
+export { startWorkload } from "./boot/start-workload.js";
+export { hostnameFor, newMachineId, guestIdentity, type GuestIdentity } from "./boot/guest-identity.js";
 export type { LaunchPlan, LaunchMode, Readiness, NotReady } from "./boot/launch-plan.js";
 export { requestControl, sendControl, ControlTimeoutError } from "./boot/control-client.js";
 export { resolveTimeout } from "./boot/options.js";
@@ -37,7 +39,7 @@ export {
 export { readImageConfig, warmImageConfigCache, type ImageConfig } from "./image/image-config.js";
 export { buildCpio, type CpioEntry } from "./initramfs/cpio.js";
 export { buildBootInitramfs, type GuestBootConfig } from "./initramfs/boot-initramfs.js";
-export type { LogEvent, OnLog, ChunkLogEvent, PhaseLogEvent } from "./log/events.js";
+export type { LogEvent, OnLog, ChunkLogEvent, PhaseLogEvent, WarmLogEvent } from "./log/events.js";
 
 import { setNativeLoaderForTests } from "./native/resolve.js";
 import { CONSOLE_TAIL_BYTES } from "./util/tail-buffer.js";

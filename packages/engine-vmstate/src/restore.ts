@@ -1,7 +1,8 @@
 /**
  * vmstate restore (docs/vmstate.md): start a VMM with `--restore <bundle>`,
  * the same root image and a private copy of the writable disk, wait until
- * its vCPUs run, then thaw the guest (clock, RNG) before handing it over.
+ * its vCPUs run, then thaw the guest (clock, RNG) before handing it over —
+ * or, for a warm boot, hand it its workload (`start`) instead.
  * The bundle is only ever read: guest RAM is mapped copy-on-write, the disk
  * is copied, so one bundle restores any number of times.
  */
@@ -15,6 +16,8 @@ import {
   SnapshotError,
   detectKvm,
   ensureRootfsImage,
+  handOverGuest,
+  hostClock,
   isStasisError,
   launchVm,
   releaseName,
@@ -22,7 +25,9 @@ import {
   reserveName,
   resolveTimeout,
   resolveVmmBinary,
+  startWorkload,
   type EngineRestoreOptions,
+  type HostClock,
   type KvmKind,
   type LaunchPlan,
   type SnapshotBundle,
@@ -32,14 +37,13 @@ import { MEMORY_FILE, ROOTFS_FILE, SIGUSR1_SNAPSHOT_DIR, STATE_FILE, UPPER_DISK_
 import { sparseCopy } from "./copy-file.js";
 import { checkRestoreOptions } from "./restore-options.js";
 import { ENGINE_NAME } from "./snapshot.js";
-import { hostClock, thawRestored, type ThawClock } from "./thaw.js";
 import { restoreFailure } from "./vmm-errors.js";
 
 /** What tests may replace. */
 export interface RestoreDeps {
   /** Throws when VMs cannot run here (default: BOOT_KVM_UNAVAILABLE without /dev/kvm). */
   checkHost: (kvm: KvmKind) => void;
-  clock: ThawClock;
+  clock: HostClock;
 }
 
 export const defaultRestoreDeps: RestoreDeps = { checkHost: requireKvm, clock: hostClock };
@@ -136,7 +140,7 @@ export async function restoreVmstate(bundle: SnapshotBundle, opts: EngineRestore
       ...(vsockPath ? { vsockPath } : {}),
       ...(name !== undefined ? { name } : {}),
       // B110: `<source>/<pid>`; an unnamed source gives an unnamed restore.
-      ...(name === undefined && sourceName !== undefined ? { autoName: (pid: number) => `${sourceName}/${pid}` } : {}),
+      ...(name === undefined && sourceName !== undefined && !opts.warm ? { autoName: (pid: number) => `${sourceName}/${pid}` } : {}),
       ...(root.imagePath !== undefined ? { imagePath: root.imagePath } : {}),
       rootImg: root.rootImg,
       rootImgIsCache: root.isCache,
@@ -146,7 +150,8 @@ export async function restoreVmstate(bundle: SnapshotBundle, opts: EngineRestore
       readiness: "restored",
       readyTimeoutMs: resolveTimeout(undefined, kvm),
       notReady: (r) => restoreFailure(dir, r),
-      entry: { engine: ENGINE_NAME, vmstatePath, forkedFrom: dir },
+      // A warm boot is a boot: it records the cache entry, not a lineage.
+      entry: { engine: ENGINE_NAME, vmstatePath, ...(opts.warm ? { warmKey: opts.warm.key } : { forkedFrom: dir }) },
       cleanupPaths: opts.cleanupPaths,
       ...(opts.engines ? { engines: opts.engines } : {}),
       phases,
@@ -154,9 +159,15 @@ export async function restoreVmstate(bundle: SnapshotBundle, opts: EngineRestore
     };
     const handle = await launchVm(plan, opts);
     started = true;
-    if (vsockPath) {
+    if (vsockPath && opts.warm) {
+      const { workload, hostname, machineId } = opts.warm;
+      await startWorkload(handle, vsockPath, phases, { workload, hostname, machineId, clock: deps.clock }, {
+        detached: opts.detached === true,
+        returnEndedVm: false,
+      });
+    } else if (vsockPath) {
       try {
-        await thawRestored(vsockPath, phases, deps.clock);
+        await handOverGuest(vsockPath, phases, { clock: deps.clock });
       } catch (err) {
         await handle.kill();
         throw isStasisError(err, ErrorCode.SNAPSHOT_THAW_FAILED)

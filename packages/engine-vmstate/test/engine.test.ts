@@ -68,7 +68,7 @@ afterEach(async () => {
       // gone
     }
   }
-  for (const k of ["FAKE_VMM_SNAPSHOT", "FAKE_VMM_RESTORE_ERROR", "FAKE_VMM_THAW"]) setEnv(k, undefined);
+  for (const k of ["FAKE_VMM_SNAPSHOT", "FAKE_VMM_RESTORE_ERROR", "FAKE_VMM_THAW", "FAKE_VMM_START"]) setEnv(k, undefined);
 });
 
 afterAll(() => {
@@ -131,6 +131,11 @@ function stagingLeftovers(dir = tmp): string[] {
 function thaws(): { pid: number; realtimeNs: string; seedBytes: number; hostNowMs: number }[] {
   if (!existsSync(fakeLog)) return [];
   return readFileSync(fakeLog, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.event === "thaw");
+}
+
+function agentStarts(): Record<string, unknown>[] {
+  if (!existsSync(fakeLog)) return [];
+  return readFileSync(fakeLog, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.event === "agent-start");
 }
 
 describe("vmstate snapshot", () => {
@@ -275,12 +280,39 @@ describe("vmstate restore", () => {
     // Host time + half a ping round trip: within a second of the fake's clock here.
     expect(Math.abs(Number(BigInt(t[0]!.realtimeNs) / 1_000_000n) - t[0]!.hostNowMs)).toBeLessThan(1000);
     expect(phases.map((p) => p.kind)).toEqual(["restore"]);
-    expect([...phases[0]!.phases.keys()]).toEqual(expect.arrayContaining(["disk-copy", "spawn", "thaw.ping", "thaw"]));
+    expect([...phases[0]!.phases.keys()]).toEqual(expect.arrayContaining(["disk-copy", "spawn", "handover.ping", "handover.thaw"]));
     await new Promise((r) => setTimeout(r, 50));
     expect(Buffer.concat(out).toString()).toContain("restored counter=2");
     await vm.kill();
     expect(entry(vm.pid)).toBeUndefined();
     expect(existsSync(e.runDir!)).toBe(false);
+  });
+
+  it("a warm restore hands over the workload with start instead of thaw, and is recorded as a boot", async () => {
+    const before = { thaws: thaws().length, starts: agentStarts().length };
+    const warm = { key: "k".repeat(32), workload: { cmd: ["/bin/app", "--serve"], env: { A: "1" }, cwd: "/srv" }, hostname: "web-1", machineId: "ab".repeat(16) };
+    const vm = track(await engine.restore({ dir: bundle, meta: readMeta(bundle) }, { engines, cleanupPaths: [], detached: true, warm }));
+    expect(thaws()).toHaveLength(before.thaws);
+    const starts = agentStarts().slice(before.starts);
+    expect(starts).toHaveLength(1);
+    expect(starts[0]).toMatchObject({ ...warm.workload, hostname: "web-1", machineId: warm.machineId, seedBytes: 64 });
+    const e = entry(vm.pid)!;
+    // A boot, not a restore: no lineage, and no `<source>/<pid>` name.
+    expect(e.warmKey).toBe(warm.key);
+    expect(e.forkedFrom).toBeUndefined();
+    expect(e.name).toBeUndefined();
+    expect((await vm.exec("bump")).stdout).toBe("3\n");
+  });
+
+  it("a detached warm restore whose workload is refused is stopped and reports BOOT_WORKLOAD_REFUSED", async () => {
+    setEnv("FAKE_VMM_START", "refuse");
+    const warm = { key: "k".repeat(32), workload: { cmd: ["/bin/true"], env: {}, cwd: "/nope" }, hostname: "h", machineId: "cd".repeat(16) };
+    let err: unknown;
+    await engine.restore({ dir: bundle, meta: readMeta(bundle) }, { engines, cleanupPaths: [], detached: true, warm }).catch((e: unknown) => (err = e));
+    expect(isStasisError(err, "BOOT_WORKLOAD_REFUSED")).toBe(true);
+    expect((err as Error).message).toContain("chdir /nope");
+    const left = readdirSync(registry).filter((n) => /^\d+$/.test(n)).map((n) => entry(Number(n)));
+    expect(left.filter((e) => e?.warmKey !== undefined && alive(e.pid))).toEqual([]);
   });
 
   it("one bundle restores many times, each independent; detached restores and explicit names work (B114)", async () => {
@@ -323,7 +355,8 @@ describe("vmstate restore", () => {
       expect(await codeOf(restore({ snapDir: bundle, engines, detached: true })), `${vmm} detached`).toBe(code);
     }
     setEnv("FAKE_VMM_RESTORE_ERROR", undefined);
-    expect(readdirSync(registry).filter((n) => /^\d+$/.test(n))).toEqual([]);
+    const left = readdirSync(registry).filter((n) => /^\d+$/.test(n)).map((n) => entry(Number(n)));
+    expect(left.filter((e) => e?.warmKey !== undefined && alive(e.pid))).toEqual([]);
     expect(readdirSync(tmp).filter((n) => n.startsWith("stasis-vm-"))).toEqual([]);
   });
 
@@ -383,7 +416,8 @@ describe("vmstate restore", () => {
     expect(await codeOf(restore({ snapDir: bundle, engines }))).toBe("SNAPSHOT_THAW_FAILED");
     expect(await codeOf(restore({ snapDir: bundle, engines, detached: true }))).toBe("SNAPSHOT_THAW_FAILED");
     setEnv("FAKE_VMM_THAW", undefined);
-    expect(readdirSync(registry).filter((n) => /^\d+$/.test(n))).toEqual([]);
+    const left = readdirSync(registry).filter((n) => /^\d+$/.test(n)).map((n) => entry(Number(n)));
+    expect(left.filter((e) => e?.warmKey !== undefined && alive(e.pid))).toEqual([]);
   });
 
   it("a restored VM can itself be snapshotted; lineage goes into meta.forkedFrom", async () => {

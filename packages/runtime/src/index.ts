@@ -107,6 +107,7 @@ export type {
   OnLog,
   ChunkLogEvent,
   PhaseLogEvent,
+  WarmLogEvent,
 } from "@stasis/core";
 // The warm boot cache, as `stasis warm` manages it (docs/warm-boot.md).
 export {

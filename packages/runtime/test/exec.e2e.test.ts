@@ -22,9 +22,10 @@ import {
   list,
   resolveBaseRootfs,
   stopVm,
+  type LogEvent,
   type VmHandle,
 } from "@stasis/runtime";
-import { TEST_MEMORY_MIB, assertKvm, registryLeftovers, runDirs, runVmTests, usePrivateTmpdir, vmmProcesses } from "./support/vm-env.js";
+import { TEST_MEMORY_MIB, assertKvm, primeWarmCache, registryLeftovers, runDirs, runVmTests, usePrivateTmpdir, vmmProcesses } from "./support/vm-env.js";
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -38,9 +39,19 @@ async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
   }
 }
 
-describe.skipIf(!runVmTests)("exec, files, registry on running VMs", () => {
-  const name = `worker-${process.pid}`;
-  const stubbornName = `stubborn/${process.pid}`;
+const modes = [
+  { mode: "cold", warm: false },
+  { mode: "warm", warm: true },
+] as const;
+
+// Every behaviour on a cold-booted and on a warm-booted VM (docs/warm-boot.md:
+// the guest cannot tell them apart), except the throughput checks, which test
+// the agent and the bridge rather than how the VM came up: those run once.
+describe.skipIf(!runVmTests).each(modes)("exec, files, registry on running VMs, $mode", ({ mode, warm }) => {
+  const name = `worker-${mode}-${process.pid}`;
+  const stubbornName = `stubborn-${mode}/${process.pid}`;
+  const warmEvents: string[] = [];
+  const onLog = (e: LogEvent) => e.source === "warm" && warmEvents.push(e.event);
   let vm: VmHandle; // detached, shared by most tests
   let stubborn: VmHandle; // foreground, ignores SIGTERM, later detached
   let restoreTmpdir: (() => void) | undefined;
@@ -51,8 +62,9 @@ describe.skipIf(!runVmTests)("exec, files, registry on running VMs", () => {
     restoreTmpdir = usePrivateTmpdir();
     privateTmp = os.tmpdir();
     const base = resolveBaseRootfs();
+    if (warm) await primeWarmCache([{ image: base, memory: TEST_MEMORY_MIB }]);
     [vm, stubborn] = await Promise.all([
-      boot({ image: base, cmd: ["/bin/sh", "-c", "echo worker-up >&2; exec sleep 100000"], name, detached: true, memory: TEST_MEMORY_MIB }),
+      boot({ image: base, cmd: ["/bin/sh", "-c", "echo worker-up >&2; exec sleep 100000"], name, detached: true, memory: TEST_MEMORY_MIB, warm, onLog }),
       boot({
         image: base,
         // An ignored signal stays ignored across exec: sleep ignores SIGTERM too, and the guest idles.
@@ -60,8 +72,11 @@ describe.skipIf(!runVmTests)("exec, files, registry on running VMs", () => {
         name: stubbornName,
         memory: TEST_MEMORY_MIB,
         timeoutMs: null,
+        warm,
+        onLog,
       }),
     ]);
+    expect(warmEvents).toEqual(warm ? ["hit", "hit"] : []);
   }, 600_000);
 
   afterAll(async () => {
@@ -103,60 +118,62 @@ describe.skipIf(!runVmTests)("exec, files, registry on running VMs", () => {
     expect(r.stdout.split(" ")[0]).toBe(sha256(blob));
   });
 
-  it("64 execs at once on one VM keep their outputs apart (B57)", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 64 }, (_, i) => vm.execRaw(`echo start-${i}; echo err-${i} >&2; echo end-${i}; exit ${i % 7}`)),
-    );
-    results.forEach((r, i) => {
-      expect(r).toEqual({ exitCode: i % 7, stdout: `start-${i}\nend-${i}\n`, stderr: `err-${i}\n` });
-    });
-  });
-
-  it("streams 256 MiB through onStdout with the host's memory flat (B51)", async () => {
-    const total = 256 * MiB;
-    let got = 0;
-    let zeros = true;
-    const rss0 = process.memoryUsage.rss();
-    let peak = rss0;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
-    try {
-      // dd writes 64 KiB at a time; the guest kernel (emulated here) pays per write.
-      const r = await vm.execRaw(`dd if=/dev/zero bs=65536 count=${total / 65536} 2>/dev/null`, {
-        onStdout: (c) => {
-          got += c.length;
-          if (zeros && c.some((b) => b !== 0)) zeros = false;
-        },
-        execTimeoutMs: null,
+  if (mode === "warm") {
+    it("64 execs at once on one VM keep their outputs apart (B57)", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 64 }, (_, i) => vm.execRaw(`echo start-${i}; echo err-${i} >&2; echo end-${i}; exit ${i % 7}`)),
+      );
+      results.forEach((r, i) => {
+        expect(r).toEqual({ exitCode: i % 7, stdout: `start-${i}\nend-${i}\n`, stderr: `err-${i}\n` });
       });
-      expect(r).toEqual({ exitCode: 0, stdout: "", stderr: "" });
-    } finally {
-      clearInterval(sampler);
-    }
-    expect(got).toBe(total);
-    expect(zeros).toBe(true);
-    expect(peak - rss0).toBeLessThan(150 * MiB);
-  }, 1_800_000);
+    });
 
-  it("writeFile is byte-exact for a 10 MiB random file and honours mode, append and recursive (B62–B65)", async () => {
-    const blob = randomBytes(10 * MiB);
-    await vm.writeFile("/tmp/deep/er/blob.bin", blob);
-    const back: Buffer[] = [];
-    await vm.exec("cat /tmp/deep/er/blob.bin", { onStdout: (c) => back.push(Buffer.from(c)) });
-    expect(sha256(Buffer.concat(back))).toBe(sha256(blob));
-    expect((await vm.exec("sha256sum /tmp/deep/er/blob.bin")).stdout.split(" ")[0]).toBe(sha256(blob));
+    it("streams 256 MiB through onStdout with the host's memory flat (B51)", async () => {
+      const total = 256 * MiB;
+      let got = 0;
+      let zeros = true;
+      const rss0 = process.memoryUsage.rss();
+      let peak = rss0;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
+      try {
+        // dd writes 64 KiB at a time; the guest kernel (emulated here) pays per write.
+        const r = await vm.execRaw(`dd if=/dev/zero bs=65536 count=${total / 65536} 2>/dev/null`, {
+          onStdout: (c) => {
+            got += c.length;
+            if (zeros && c.some((b) => b !== 0)) zeros = false;
+          },
+          execTimeoutMs: null,
+        });
+        expect(r).toEqual({ exitCode: 0, stdout: "", stderr: "" });
+      } finally {
+        clearInterval(sampler);
+      }
+      expect(got).toBe(total);
+      expect(zeros).toBe(true);
+      expect(peak - rss0).toBeLessThan(150 * MiB);
+    }, 1_800_000);
 
-    const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-    await vm.writeFile("/tmp/script.sh", "#!/bin/sh\necho ran\n", { mode: 0o755 });
-    expect((await vm.exec("/tmp/script.sh; stat -c %a /tmp/script.sh")).stdout).toBe("ran\n755\n");
-    await vm.writeFile("/tmp/log.txt", every);
-    await vm.writeFile("/tmp/log.txt", "tail", { append: true });
-    const log: Buffer[] = [];
-    await vm.exec("cat /tmp/log.txt", { onStdout: (c) => log.push(Buffer.from(c)) });
-    expect(Buffer.concat(log)).toEqual(Buffer.concat([every, Buffer.from("tail")]));
-    await vm.writeFile("/tmp/log.txt", "short");
-    expect((await vm.exec("cat /tmp/log.txt")).stdout).toBe("short");
-    expect(await codeOf(vm.writeFile("/tmp/missing-parent/x", "x", { recursive: false }))).toBe("EXEC_NONZERO_EXIT");
-  });
+    it("writeFile is byte-exact for a 10 MiB random file and honours mode, append and recursive (B62–B65)", async () => {
+      const blob = randomBytes(10 * MiB);
+      await vm.writeFile("/tmp/deep/er/blob.bin", blob);
+      const back: Buffer[] = [];
+      await vm.exec("cat /tmp/deep/er/blob.bin", { onStdout: (c) => back.push(Buffer.from(c)) });
+      expect(sha256(Buffer.concat(back))).toBe(sha256(blob));
+      expect((await vm.exec("sha256sum /tmp/deep/er/blob.bin")).stdout.split(" ")[0]).toBe(sha256(blob));
+
+      const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+      await vm.writeFile("/tmp/script.sh", "#!/bin/sh\necho ran\n", { mode: 0o755 });
+      expect((await vm.exec("/tmp/script.sh; stat -c %a /tmp/script.sh")).stdout).toBe("ran\n755\n");
+      await vm.writeFile("/tmp/log.txt", every);
+      await vm.writeFile("/tmp/log.txt", "tail", { append: true });
+      const log: Buffer[] = [];
+      await vm.exec("cat /tmp/log.txt", { onStdout: (c) => log.push(Buffer.from(c)) });
+      expect(Buffer.concat(log)).toEqual(Buffer.concat([every, Buffer.from("tail")]));
+      await vm.writeFile("/tmp/log.txt", "short");
+      expect((await vm.exec("cat /tmp/log.txt")).stdout).toBe("short");
+      expect(await codeOf(vm.writeFile("/tmp/missing-parent/x", "x", { recursive: false }))).toBe("EXEC_NONZERO_EXIT");
+    });
+  }
 
   it("a PTY exec sees its size, follows resizes and gets Ctrl-C (B59)", async () => {
     const runPty = (cmd: string, feed: (stdin: PassThrough, h: ReturnType<VmHandle["execPty"]>) => void) => {
@@ -228,21 +245,24 @@ describe.skipIf(!runVmTests)("exec, files, registry on running VMs", () => {
     expect(await codeOf(stopVm({ name: "no-such-vm" }))).toBe("REGISTRY_VM_NOT_FOUND");
   });
 
-  it("a VM whose caller preset STASIS_VSOCK has no exec (B54)", async () => {
-    const callersBridge = path.join(privateTmp, "callers-bridge.sock");
-    const other = await boot({
-      image: resolveBaseRootfs(),
-      cmd: ["sleep", "1000"],
-      memory: TEST_MEMORY_MIB,
-      vmmEnv: { STASIS_VSOCK: callersBridge },
+  // A caller-provided bridge always boots cold: once is enough.
+  if (mode === "cold") {
+    it("a VM whose caller preset STASIS_VSOCK has no exec (B54)", async () => {
+      const callersBridge = path.join(privateTmp, "callers-bridge.sock");
+      const other = await boot({
+        image: resolveBaseRootfs(),
+        cmd: ["sleep", "1000"],
+        memory: TEST_MEMORY_MIB,
+        vmmEnv: { STASIS_VSOCK: callersBridge },
+      });
+      try {
+        expect(await codeOf(other.exec("true"))).toBe("EXEC_VSOCK_UNAVAILABLE");
+      } finally {
+        await other.kill();
+        rmSync(callersBridge, { force: true }); // the caller's own bridge: a killed VMM cannot remove it
+      }
     });
-    try {
-      expect(await codeOf(other.exec("true"))).toBe("EXEC_VSOCK_UNAVAILABLE");
-    } finally {
-      await other.kill();
-      rmSync(callersBridge, { force: true }); // the caller's own bridge: a killed VMM cannot remove it
-    }
-  });
+  }
 
   it("detach() leaves a VM running and attachable; stop escalates to SIGKILL when the guest ignores SIGTERM (B39, B46)", async () => {
     await stubborn.detach();

@@ -21,13 +21,14 @@ export async function bootCommand(parsed: ParsedCommand): Promise<number> {
   const cpus = integer("cpus", flagValue(parsed, "cpus"));
   const image = positionals[0] ?? resolveBaseRootfs();
   const cmd = guestArgv.length > 0 ? guestArgv : undefined;
+  const warm = hasFlag(parsed, "cold") ? false : undefined;
 
   if (detached) {
     // The default timeout bounds the wait for readiness (it fails rather than hang).
-    const vm = await boot({ image, cmd, env, guestCwd, memory, cpus, name, detached: true });
+    const vm = await boot({ image, cmd, env, guestCwd, memory, cpus, name, warm, detached: true });
     await reportDetached(vm, "booted", json);
     return 0;
   }
-  const vm = await boot({ image, cmd, env, guestCwd, memory, cpus, name, timeoutMs: null, ...foregroundStreams() });
+  const vm = await boot({ image, cmd, env, guestCwd, memory, cpus, name, warm, timeoutMs: null, ...foregroundStreams() });
   return runInForeground(vm);
 }

@@ -77,6 +77,7 @@ export const commands: CommandSpec[] = [
       { name: "cwd", value: "abs-path", description: "guest working directory" },
       { name: "memory", value: "mib", description: "guest RAM in MiB (default: half the host, 512..16384)" },
       { name: "cpus", value: "n", default: 1, description: "vCPUs" },
+      { name: "cold", description: "boot from scratch instead of restoring the warm cache (which is left alone)" },
     ],
   },
   {

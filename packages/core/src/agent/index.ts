@@ -21,4 +21,7 @@ export {
   type WriteFileOptions,
   type AgentCallOptions,
 } from "./write-file.js";
-export { pingAgent, thawGuest, type ThawRequest, type ThawReply, type AgentOpOptions } from "./thaw.js";
+export { pingAgent, thawGuest, type ThawRequest, type ThawReply } from "./thaw.js";
+export { callAgentOp, type AgentOpOptions } from "./op-call.js";
+export { startGuest, type GuestWorkload, type StartRequest } from "./start.js";
+export { handOverGuest, hostClock, HANDOVER_SEED_BYTES, FIRST_PING_DEADLINE_MS, type HandOver, type HostClock } from "./hand-over.js";

@@ -8,13 +8,8 @@
 import { ErrorCode, SnapshotError } from "../errors/index.js";
 import { connectAgent } from "./bridge.js";
 import { DEFAULT_RETRY_MS, execUnavailable } from "./exec.js";
+import { callAgentOp, DEFAULT_OP_TIMEOUT_MS, type AgentOpOptions } from "./op-call.js";
 import { AgentSession, encodeRequest, requestTooLarge } from "./session.js";
-
-export interface AgentOpOptions {
-  /** Time for connect retries plus the answer (default 10000). */
-  timeoutMs?: number;
-  retryMs?: number;
-}
 
 export interface ThawRequest {
   /** Host wall clock to set, in ns since the epoch. */
@@ -29,27 +24,10 @@ export interface ThawReply {
   clockStepNs: bigint;
 }
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-
-async function call(udsPath: string, op: string, request: Record<string, unknown>, expectAccept: boolean, opts: AgentOpOptions) {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const start = Date.now();
-  const conn = await connectAgent(udsPath, { timeoutMs, retryMs: opts.retryMs ?? DEFAULT_RETRY_MS, retry: true, unavailable: execUnavailable });
-  return new AgentSession(conn, {
-    request: encodeRequest(request, requestTooLarge(op)),
-    expectAccept,
-    timeoutMs: Math.max(1, timeoutMs - (Date.now() - start)),
-    timeoutError: () => execUnavailable(`the guest agent did not answer ${op} within ${timeoutMs} ms`),
-    unavailable: execUnavailable,
-    failure: (f) => new SnapshotError(ErrorCode.SNAPSHOT_THAW_FAILED, `the guest agent refused ${op}: ${f.error}: ${f.message}`),
-    what: op,
-  }).done;
-}
-
 /** One `ping` round trip once connected; returns its duration in ms (connecting is not counted). */
 export async function pingAgent(udsPath: string, opts: AgentOpOptions = {}): Promise<number> {
   // Connect first, so the measured time is the agent's answer, not connect retries.
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
   const conn = await connectAgent(udsPath, { timeoutMs, retryMs: opts.retryMs ?? DEFAULT_RETRY_MS, retry: true, unavailable: execUnavailable });
   const t0 = performance.now();
   await new AgentSession(conn, {
@@ -64,15 +42,21 @@ export async function pingAgent(udsPath: string, opts: AgentOpOptions = {}): Pro
   return performance.now() - t0;
 }
 
+const thawRefused = (op: string, f: { error: string; message: string }) =>
+  new SnapshotError(ErrorCode.SNAPSHOT_THAW_FAILED, `the guest agent refused ${op}: ${f.error}: ${f.message}`);
+
+/** The reply's signed clock step (0 when absent or malformed). */
+export function clockStepOf(info: Record<string, unknown>): bigint {
+  const step = info.clockStepNs;
+  return typeof step === "string" && /^-?\d+$/.test(step) ? BigInt(step) : 0n;
+}
+
 /** Sends `thaw`; rejects with SNAPSHOT_THAW_FAILED when the agent refuses it. */
 export async function thawGuest(udsPath: string, req: ThawRequest, opts: AgentOpOptions = {}): Promise<ThawReply> {
   if (req.seed.length < 16 || req.seed.length > 512) throw new RangeError(`thaw seed must be 16..512 bytes, got ${req.seed.length}`);
   const request: Record<string, unknown> = { op: "thaw", realtimeNs: req.realtimeNs.toString(), seed: req.seed.toString("base64") };
   if (req.hostname !== undefined) request.hostname = req.hostname;
-  const exit = await call(udsPath, "thaw", request, false, opts);
+  const exit = await callAgentOp(udsPath, "thaw", request, opts, thawRefused);
   if (exit.code !== 0) throw new SnapshotError(ErrorCode.SNAPSHOT_THAW_FAILED, `the guest agent failed thaw (status ${exit.code})`);
-  const step = exit.info.clockStepNs;
-  let clockStepNs = 0n;
-  if (typeof step === "string" && /^-?\d+$/.test(step)) clockStepNs = BigInt(step);
-  return { clockStepNs };
+  return { clockStepNs: clockStepOf(exit.info) };
 }

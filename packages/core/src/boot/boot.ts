@@ -1,28 +1,23 @@
 /**
- * boot(): options → launch plan → one VMM process → VmHandle.
- * Every check that can fail on user input runs before the VMM starts, and
- * every file made for this boot lives in one run directory that goes away
- * with the VM on every exit path.
+ * boot(): options → a warm restore of the cached idle guest, or a cold
+ * boot (which fills that cache) → VmHandle. Every check that can fail on
+ * user input runs before any VMM starts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { BootError, ErrorCode } from "../errors/index.js";
 import { detectKvm, type KvmKind } from "../host/kvm.js";
 import { readImageConfig } from "../image/image-config.js";
-import { ensureRootfsImage } from "../image/rootfs-cache.js";
-import { createUpperDisk } from "../image/upper-disk.js";
-import { buildBootInitramfs } from "../initramfs/boot-initramfs.js";
 import { PhaseTimer } from "../log/events.js";
 import { resolveGuestAgent, resolveGuestInit, resolveKernel, resolveVmmBinary } from "../native/resolve.js";
-import { checkName, releaseName, reserveName } from "../registry/names.js";
+import { checkName } from "../registry/names.js";
 import type { SnapshotEngine } from "../snapshot/engine.js";
 import { findEngine, knownEngines } from "../snapshot/engines.js";
+import { bootCold, type ResolvedBoot } from "./boot-cold.js";
+import { bootWarm } from "./boot-warm.js";
+import { guestIdentity } from "./guest-identity.js";
 import type { VmHandle } from "./handle.js";
-import { launchVm } from "./launch.js";
-import type { LaunchPlan } from "./launch-plan.js";
 import { PVM_DEFAULT_MEMORY_MIB } from "./memory.js";
 import { checkImage, resolveCommand, resolveCpus, resolveMemory, resolveTimeout, type BootOptions } from "./options.js";
+import { dropWarm, findWarm, isEntryProblem, warmPlan, warmRefusal, type WarmPlan } from "./warm.js";
 
 const GiB = 1024 ** 3;
 let pvmNoticeShown = false;
@@ -33,6 +28,13 @@ function noticePvmMemoryCap(): void {
   process.stderr.write(
     `stasis: this host's KVM is kvm_pvm (guest kernel code is emulated), so guest memory defaults to ${PVM_DEFAULT_MEMORY_MIB} MiB instead of half the host; pass memory (--memory) to choose\n`,
   );
+}
+
+/** On a terminal, say why this boot takes long: it boots cold to fill the cache. */
+function noticeColdFill(kvm: KvmKind): void {
+  if (!process.stderr.isTTY || process.env.STASIS_QUIET === "1") return;
+  const here = kvm === "pvm" ? " (about half a minute on this host)" : "";
+  process.stderr.write(`stasis: first boot of this image and VM shape: booting cold${here}, then caching it so later boots restore in a moment\n`);
 }
 
 /** The engine a booting VM will snapshot with; undefined when none applies (no default installed). */
@@ -57,13 +59,18 @@ export function requireKvm(kvm: KvmKind): void {
   }
 }
 
-export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
-  const phases = new PhaseTimer("boot");
-  const kvm = detectKvm();
+function checkWarmOption(warm: unknown): void {
+  if (warm !== undefined && typeof warm !== "boolean") {
+    throw new TypeError(`warm must be true or false, got ${JSON.stringify(warm)}`);
+  }
+}
 
-  // 1. Validate everything the caller gave us.
+/** Validates everything the caller gave; nothing is started or written. */
+function resolveBoot(opts: BootOptions, phases: PhaseTimer): ResolvedBoot {
+  const kvm = detectKvm();
   const image = checkImage(opts);
   const name = opts.name !== undefined ? checkName(opts.name) : undefined;
+  checkWarmOption(opts.warm);
   const engine = bootEngine(opts);
   const baked = phases.time("image-config", () => readImageConfig(image));
   const command = resolveCommand(opts, baked);
@@ -77,69 +84,66 @@ export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
   const agent = resolveGuestAgent();
   requireKvm(kvm);
   if (memory.capped) noticePvmMemoryCap();
+  return {
+    kvm,
+    image,
+    ...(name !== undefined ? { name } : {}),
+    ...(engine !== undefined ? { engine } : {}),
+    command,
+    memory,
+    cpus,
+    timeoutMs,
+    vmmCwd,
+    kernel,
+    binary,
+    init,
+    agent,
+    upperBytes: opts.rootDiskSizeBytes ?? 2 * GiB,
+    identity: guestIdentity(name),
+  };
+}
 
-  // 2. Take the name, materialise the disks and the initramfs.
-  if (name !== undefined) reserveName(name);
-  let runDir: string | undefined;
-  let started = false;
-  try {
-    const rootImg = ensureRootfsImage(image, { onPhase: (n, ms) => phases.record(`rootfs.${n}`, ms) });
-    runDir = mkdtempSync(path.join(os.tmpdir(), "stasis-vm-"));
-    const upper = path.join(runDir, "upper.img");
-    const upperSize = opts.rootDiskSizeBytes ?? 2 * GiB;
-    phases.time("upper-disk", () => createUpperDisk(upper, upperSize));
-    const initrd = path.join(runDir, "initramfs.cpio");
-    const guestConfig = { ...command, root: "/dev/vda", upper: "/dev/vdb" };
-    phases.time("initramfs", () => writeFileSync(initrd, buildBootInitramfs(init, guestConfig, Date.now(), agent)));
-    const controlSocket = path.join(runDir, "control.sock");
-    // 3. Start the VMM.
-    const vmmEnv = { ...(opts.vmmEnv ?? {}) };
-    const prep = engine?.prepareBoot?.({ runDir, vmmEnv }) ?? { args: [], entry: {} };
-    // A caller-preset STASIS_VSOCK is the caller's bridge: exec is then unavailable to us (B54).
-    const vsockPath = vmmEnv.STASIS_VSOCK ? undefined : path.join(runDir, "vsock.sock");
-    const args = [
-      "--kernel", kernel,
-      "--initrd", initrd,
-      "--cpus", String(cpus),
-      "--disk", `${rootImg}:ro`,
-      "--disk", upper,
-      "--control", controlSocket,
-      "--report-fd", "3",
-      ...(vsockPath ? ["--vsock", vsockPath] : []),
-      ...(vmmEnv.STASIS_MEMORY ? [] : ["--memory", String(memory.mib)]),
-      ...prep.args,
-      ...(opts.args ?? []),
-    ];
-    const plan: LaunchPlan = {
-      binary,
-      args,
-      cwd: vmmCwd,
-      env: { ...process.env, ...prep.env, ...vmmEnv },
-      runDir,
-      controlSocket,
-      ...(vsockPath ? { vsockPath } : {}),
-      ...(name !== undefined ? { name } : {}),
-      imagePath: image,
-      rootImg,
-      rootImgIsCache: true,
-      ...(vmmEnv.STASIS_MEMORY ? {} : { memoryCeilingMib: memory.mib }),
-      cpus,
-      timeoutMs,
-      readiness: "agent",
-      readyTimeoutMs: timeoutMs,
-      entry: { ...(engine ? { engine: engine.name } : {}), ...prep.entry },
-      ...(opts.engines ? { engines: opts.engines } : {}),
-      phases,
-      onLog: opts.onLog,
-    };
-    const handle = await launchVm(plan, opts);
-    started = true;
-    opts.onLog?.(phases.event());
-    return handle;
-  } finally {
-    if (!started) {
-      if (runDir) rmSync(runDir, { recursive: true, force: true });
-      if (name !== undefined) releaseName(name, process.pid);
+function planWarm(r: ResolvedBoot, opts: BootOptions, phases: PhaseTimer): WarmPlan | undefined {
+  if (warmRefusal(opts, r.engine) !== undefined) return undefined;
+  return phases.time("warm.key", () =>
+    warmPlan(
+      {
+        vmm: r.binary,
+        kernel: r.kernel,
+        init: r.init,
+        agent: r.agent,
+        image: r.image,
+        memoryMib: r.memory.mib,
+        cpus: r.cpus,
+        upperBytes: r.upperBytes,
+        kvm: r.kvm,
+      },
+      opts,
+    ),
+  );
+}
+
+export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
+  const phases = new PhaseTimer("boot");
+  const r = resolveBoot(opts, phases);
+  const warm = planWarm(r, opts, phases);
+  if (warm) {
+    const entry = phases.time("warm.lookup", () => findWarm(warm));
+    if (entry) {
+      try {
+        const handle = await bootWarm(entry, r, opts, phases);
+        opts.onLog?.({ source: "warm", event: "hit", key: warm.key });
+        opts.onLog?.(phases.event());
+        return handle;
+      } catch (err) {
+        if (!isEntryProblem(err)) throw err;
+        dropWarm(entry, err, opts.onLog);
+      }
     }
+    opts.onLog?.({ source: "warm", event: "miss", key: warm.key });
+    noticeColdFill(r.kvm);
   }
+  const handle = await bootCold(r, opts, phases, warm);
+  opts.onLog?.(phases.event());
+  return handle;
 }

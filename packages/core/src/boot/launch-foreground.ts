@@ -63,11 +63,14 @@ export async function launchForeground(plan: LaunchPlan, mode: LaunchMode): Prom
     },
     onDetach: () => writeEntry({ ...entry, detached: true }),
   });
-  // A cold boot returns at once (output streams from the start); a restore
-  // returns once the VMM says the vCPUs run, so its failures are reported here.
-  if (plan.readiness === "restored") {
+  // A boot whose workload is in the initramfs returns at once (output
+  // streams from the start); one that hands the workload over returns once
+  // the guest waits for it; a restore once the VMM says the vCPUs run, so
+  // its failures are reported here.
+  if (plan.readiness !== "agent") {
     const ready = await waitReady(report, exited, plan.readiness, plan.readyTimeoutMs);
-    if (!ready.ok) {
+    const endedDuringBoot = !ready.ok && plan.readiness === "workload" && ready.vmmExited === true;
+    if (!ready.ok && !endedDuringBoot) {
       await handle.kill();
       const console = (await handle.errorOutput()).slice(-2000);
       throw notReadyError(plan, { why: ready.why, consoleTail: console, ...(ready.vmmError ? { vmmError: ready.vmmError } : {}) });

@@ -9,10 +9,13 @@ import type { VmmFailure } from "./vmm-report.js";
 
 /**
  * When a VM counts as up: `agent` = milestone 4, the guest agent listens (a
- * cold boot); `restored` = the VMM's `restored` report event, the vCPUs run
- * again (a vmstate restore: the agent was already listening when frozen).
+ * cold boot whose workload is in the initramfs); `workload` = milestones 4
+ * and 5, the agent listens and /init waits for the workload (a cold boot
+ * that hands it over with `start`); `restored` = the VMM's `restored`
+ * report event, the vCPUs run again (a vmstate restore: the agent was
+ * already listening when frozen).
  */
-export type Readiness = "agent" | "restored";
+export type Readiness = "agent" | "workload" | "restored";
 
 /** Why a VM never became ready. */
 export interface NotReady {
@@ -46,7 +49,11 @@ export interface LaunchPlan {
   cpus?: number;
   /** Deadline for wait(); null = none. */
   timeoutMs: number | null;
-  /** Detached VMs always wait for readiness; foreground ones only for `restored`. */
+  /**
+   * Detached VMs always wait for readiness; foreground ones for `restored`
+   * and `workload` (a foreground VM that ends first is still returned: its
+   * wait() tells how it ended).
+   */
   readiness: Readiness;
   readyTimeoutMs: number | null;
   /** Builds the error for a VM that never became ready (default BOOT_DETACHED_READINESS_FAILED). */

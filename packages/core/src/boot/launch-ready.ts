@@ -5,11 +5,24 @@ import { ReportReader, type VmmFailure, type VmmReport } from "./vmm-report.js";
 
 /** Milestone the agent writes once it listens (docs/guest-contract.md). */
 export const MILESTONE_AGENT_READY = 4;
+/** Milestone /init writes once the machine is up and it waits for the workload. */
+export const MILESTONE_AWAITING_WORKLOAD = 5;
 
-export type ReadyOutcome = { ok: true } | { ok: false; why: string; vmmError?: VmmFailure };
+export type ReadyOutcome = { ok: true } | { ok: false; why: string; vmmError?: VmmFailure; vmmExited?: boolean };
+
+function seen(report: VmmReport, id: number): boolean {
+  return report.milestones.some((m) => m.id === id);
+}
 
 function isReady(report: VmmReport, readiness: Readiness): boolean {
-  return readiness === "restored" ? report.restored !== undefined : report.milestones.some((m) => m.id === MILESTONE_AGENT_READY);
+  switch (readiness) {
+    case "restored":
+      return report.restored !== undefined;
+    case "agent":
+      return seen(report, MILESTONE_AGENT_READY);
+    case "workload":
+      return seen(report, MILESTONE_AGENT_READY) && seen(report, MILESTONE_AWAITING_WORKLOAD);
+  }
 }
 
 /** Reads `report` (alongside any other reader) until the VM is ready, the VMM exits, or the deadline. */
@@ -50,6 +63,7 @@ export function waitReady(
       done({
         ok: false,
         why: `the VMM exited (status ${code})${err ? `: ${err.code}: ${err.message}` : ""} before ${what}`,
+        vmmExited: true,
         ...(err ? { vmmError: err } : {}),
       });
     });

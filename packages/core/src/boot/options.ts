@@ -62,6 +62,13 @@ export interface BootOptions {
   snapshotEngine?: string;
   /** Engines for this VM's snapshot/fork, before the registered ones. */
   engines?: readonly SnapshotEngine[];
+  /**
+   * Serve the boot from the warm cache: restore the cached snapshot of an
+   * idle guest of the same shape, filling it on the first boot
+   * (docs/warm-boot.md). Default true; false (CLI `--cold`, or env
+   * STASIS_WARM=0) always boots cold and leaves the cache alone.
+   */
+  warm?: boolean;
 }
 
 export interface ValidatedCommand {

@@ -6,11 +6,15 @@ import { readFileSync } from "node:fs";
 import { ErrorCode, MkinitramfsError } from "../errors/index.js";
 import { buildCpio } from "./cpio.js";
 
-/** /stasis-config.json, as docs/guest-contract.md describes it. */
+/**
+ * /stasis-config.json, as docs/guest-contract.md describes it. Without the
+ * workload (cmd, env, cwd) /init brings the machine up and waits for the
+ * host's `start`.
+ */
 export interface GuestBootConfig {
-  cmd: string[];
-  env: Record<string, string>;
-  cwd: string;
+  cmd?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
   /** Root image device (read-only); absent = run inside the initramfs. */
   root?: string;
   /** Writable layer device; absent = tmpfs. */

@@ -14,7 +14,21 @@ export interface PhaseLogEvent {
   totalMs: number;
 }
 
-export type LogEvent = ChunkLogEvent | PhaseLogEvent;
+/** What the warm cache did for a boot (docs/warm-boot.md). */
+export interface WarmLogEvent {
+  source: "warm";
+  /**
+   * hit: restored from the cache; miss: booting cold, will fill; published /
+   * lost: this boot's snapshot became the entry / another boot's did first;
+   * discarded: a bad entry was removed (message says why); fill-failed: the
+   * VM runs on, uncached (message says why).
+   */
+  event: "hit" | "miss" | "published" | "lost" | "discarded" | "fill-failed";
+  key: string;
+  message?: string;
+}
+
+export type LogEvent = ChunkLogEvent | PhaseLogEvent | WarmLogEvent;
 export type OnLog = (evt: LogEvent) => void;
 
 /** Collects phase timings for one PhaseLogEvent. */

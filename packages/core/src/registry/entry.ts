@@ -27,6 +27,8 @@ export interface RegistryEntry {
   engine?: string;
   /** Absolute bundle dir the VM was restored or forked from. */
   forkedFrom?: string;
+  /** Key of the warm cache entry the VM was booted from (ours; docs/warm-boot.md). */
+  warmKey?: string;
   /** The read-only root disk image the VMM has open (ours; a snapshot links it into the bundle). */
   rootImgPath?: string;
   /** The VM's own per-boot directory (ours; also listed in cleanupPaths). */

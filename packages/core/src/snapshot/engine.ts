@@ -5,6 +5,7 @@
  * an implementation; @stasis/runtime registers the built-in ones and a
  * third party passes its own (`engines: [...]` or registerEngine()).
  */
+import type { GuestWorkload } from "../agent/start.js";
 import type { VmHandle } from "../boot/handle.js";
 import type { BootOptions } from "../boot/options.js";
 import type { OnLog } from "../log/events.js";
@@ -101,7 +102,7 @@ export interface EngineSnapshotOptions {
 }
 
 /** `restore(opts)` (api.md §4.4). */
-export interface RestoreOptions extends Omit<BootOptions, "image" | "cmd" | "name" | "snapshotEngine"> {
+export interface RestoreOptions extends Omit<BootOptions, "image" | "cmd" | "name" | "snapshotEngine" | "warm"> {
   /** The bundle directory. */
   snapDir: string;
   /** Rootfs tarball when the bundle carries no root image. Default meta.sourceImage. */
@@ -122,6 +123,20 @@ export interface SnapshotBundle {
 export interface EngineRestoreOptions extends Omit<RestoreOptions, "snapDir"> {
   /** Paths to delete once the restored VM is gone (a fork's temporary bundle). */
   cleanupPaths: string[];
+  /**
+   * A warm boot (docs/warm-boot.md): the bundle is a cached idle guest.
+   * Hand it this workload and identity (agent `start`) instead of a thaw,
+   * and register the VM as booted from the cache entry, not restored.
+   */
+  warm?: WarmHandOver;
+}
+
+export interface WarmHandOver {
+  /** The cache entry's key (recorded as RegistryEntry.warmKey). */
+  key: string;
+  workload: GuestWorkload;
+  hostname: string;
+  machineId: string;
 }
 
 /** What a boot with this engine adds to the VMM's command line and environment and to the registry entry. */

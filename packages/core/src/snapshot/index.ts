@@ -9,6 +9,7 @@ export type {
   EngineRestoreOptions,
   SnapshotBundle,
   EngineBootPrep,
+  WarmHandOver,
 } from "./engine.js";
 export { META_FILE, readMeta, writeMeta, validateMeta, type SnapshotMeta } from "./meta.js";
 export { registerEngine, unregisterEngine, findEngine, knownEngines, bundleEngineName } from "./engines.js";

@@ -3,8 +3,8 @@
  * directly under the root:
  *
  *   <key>/                       an entry (32 hex digits)
- *   .fill-<key>-<pid>            a fill in progress (plus the snapshot
- *   ..fill-<key>-<pid>.partial-* engine's staging leftovers beside it)
+ *   .fill-<key>-<pid>-<n>            a fill in progress (plus the snapshot
+ *   ..fill-<key>-<pid>-<n>.partial-* engine's staging leftovers beside it)
  *   .trash-<name>-<pid>-<rand>   a removal in progress
  *   .hashes/                     the sha256 memo of the key's input files
  *
@@ -46,25 +46,26 @@ export function warmEntryDir(key: string, root = warmRoot()): string {
   return path.join(root, checkKey(key));
 }
 
+/** Fills this process has started: part of each fill's name, so two fills of one key in one process never meet. */
+let fillsStarted = 0;
+
 /**
- * Where this process fills the entry for `key`: `<root>/.fill-<key>-<pid>`.
+ * A fresh place to fill the entry for `key`: `<root>/.fill-<key>-<pid>-<n>`.
  * Its parent, the root, is created here; the path itself is left for the
- * snapshot engine to create. One process fills one key at a time: the name
- * holds no more than key and pid, so a second concurrent fill of the same
- * key in the same process must skip (the path exists).
+ * snapshot engine to create.
  */
 export function fillPath(key: string, root = warmRoot()): string {
   checkKey(key);
   mkdirSync(root, { recursive: true });
-  return path.join(root, `.fill-${key}-${process.pid}`);
+  return path.join(root, `.fill-${key}-${process.pid}-${++fillsStarted}`);
 }
 
 /**
- * A fill directory or what a writer left beside it: `.fill-<key>-<pid>`,
- * `.fill-<key>-<pid>.partial-…` (the VMM's own staging) and
- * `..fill-<key>-<pid>.partial-…` (the snapshot engine's, see stagingPathFor).
+ * A fill directory or what a writer left beside it: `.fill-<key>-<pid>-<n>`,
+ * `.fill-<key>-<pid>-<n>.partial-…` (the VMM's own staging) and
+ * `..fill-<key>-<pid>-<n>.partial-…` (the snapshot engine's, see stagingPathFor).
  */
-const FILL_RE = /^\.{1,2}fill-([0-9a-f]{32})-(\d+)(?:\..*)?$/;
+const FILL_RE = /^\.{1,2}fill-([0-9a-f]{32})-(\d+)(?:-\d+)?(?:\..*)?$/;
 
 export function parseFillName(name: string): { key: string; pid: number } | undefined {
   const m = FILL_RE.exec(name);

@@ -33,8 +33,9 @@ beforeEach(() => rmSync(t.root, { recursive: true, force: true }));
 function entry(cpus: number, ageS: number, opts: { rootfs?: boolean } = {}): string {
   const inputs: WarmInputs = { ...base, cpus };
   const key = warmKey(inputs);
-  makeBundle(fillPath(key), { tag: `cpus${cpus}`, memoryData: 128 * 1024, ...(opts.rootfs === false ? {} : { rootfs: rootImg }) });
-  expect(publishWarm(key, fillPath(key), inputs)).toBe("published");
+  const fill = fillPath(key);
+  makeBundle(fill, { tag: `cpus${cpus}`, memoryData: 128 * 1024, ...(opts.rootfs === false ? {} : { rootfs: rootImg }) });
+  expect(publishWarm(key, fill, inputs)).toBe("published");
   const when = new Date(Date.now() - ageS * 1000);
   utimesSync(path.join(t.root, key, "last-used"), when, when);
   return key;

@@ -37,9 +37,12 @@ describe("warm store", () => {
     expect(pruneWarm({ maxBytes: 0 })).toEqual({ removed: [], totalBytes: 0, maxBytes: 0 });
   });
 
-  it("fillPath is <root>/.fill-<key>-<pid>, absent; keys are checked", () => {
+  it("fillPath is <root>/.fill-<key>-<pid>-<n>, absent, new on every call; keys are checked", () => {
     const key = warmKey(inputs);
-    expect(fillPath(key)).toBe(path.join(t.root, `.fill-${key}-${process.pid}`));
+    const a = fillPath(key);
+    expect(path.dirname(a)).toBe(t.root);
+    expect(path.basename(a)).toMatch(new RegExp(`^\\.fill-${key}-${process.pid}-\\d+$`));
+    expect(fillPath(key)).not.toBe(a);
     expect(existsSync(fillPath(key))).toBe(false);
     expect(() => fillPath("../escape")).toThrow(TypeError);
     expect(() => lookupWarm("ABC")).toThrow(TypeError);

@@ -7,6 +7,7 @@
  *   FAKE_VMM_SNAPSHOT      ok (default) | refuse | hang | die
  *   FAKE_VMM_RESTORE_ERROR a VMM_RESTORE_* code to fail a restore with
  *   FAKE_VMM_THAW          ok (default) | refuse
+ *   FAKE_VMM_START         ok (default) | refuse (the agent's `start`)
  *   FAKE_VMM_LOG           file to append one JSON line per notable event
  */
 import { execFileSync } from "node:child_process";
@@ -172,6 +173,13 @@ function onAgent(sock, req) {
       log({ event: "thaw", realtimeNs: req.realtimeNs, seedBytes: Buffer.from(req.seed, "base64").length, hostNowMs: Date.now() });
       if (process.env.FAKE_VMM_THAW === "refuse") return done("F", { error: "EINVAL", message: "unknown op thaw" });
       return done("X", { code: 0, clockStepNs: String(BigInt(req.realtimeNs) - BigInt(Date.now()) * 1000000n) });
+    }
+    case "start": {
+      // A warm boot's hand-over: the thaw fields plus the workload (docs/agent-protocol.md).
+      const { realtimeNs, seed, hostname, machineId, cmd, env, cwd } = req;
+      log({ event: "agent-start", realtimeNs, seedBytes: Buffer.from(seed ?? "", "base64").length, hostname, machineId, cmd, env, cwd });
+      if (process.env.FAKE_VMM_START === "refuse") return done("F", { error: "EINVAL", message: "chdir /nope: No such file or directory" });
+      return done("X", { code: 0, clockStepNs: "0" });
     }
     case "exec": {
       send("A", { pid: 42 });

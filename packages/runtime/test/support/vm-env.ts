@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { detectKvm } from "@stasis/runtime";
+import { boot, detectKvm, type BootOptions } from "@stasis/runtime";
 
 export const kvmKind = detectKvm();
 export const inCi = process.env.CI === "true";
@@ -92,4 +92,19 @@ export function makeUserTarball(marker: string): string {
   const tarball = path.join(dir, "my-rootfs.tar.gz");
   execFileSync("tar", ["-czf", tarball, "-C", tree, "."]);
   return tarball;
+}
+
+/**
+ * Makes sure the warm cache holds an entry for each VM shape (image,
+ * memory, cpus, …): one boot of each, running /bin/true. A shape already
+ * cached costs a warm boot; a new one a cold boot that fills the cache.
+ */
+export async function primeWarmCache(shapes: BootOptions[]): Promise<void> {
+  await Promise.all(
+    shapes.map(async (s) => {
+      const vm = await boot({ ...s, cmd: ["/bin/true"], warm: true });
+      const exit = await vm.wait();
+      if (exit.code !== 0) throw new Error(`priming the warm cache: /bin/true exited ${exit.code}`);
+    }),
+  );
 }

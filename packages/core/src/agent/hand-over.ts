@@ -1,0 +1,71 @@
+/**
+ * Handing a fresh or restored guest over to the host: the first ping
+ * (retried while the guest resets the vsock streams it had), then either
+ * `thaw` (a restore: the guest goes on with what it ran) or `start` (a
+ * boot: the guest gets its workload). The clock sent is the host's plus
+ * half the measured round trip, so it is right when the agent applies it.
+ */
+import { randomBytes } from "node:crypto";
+import { ErrorCode, isStasisError } from "../errors/index.js";
+import type { PhaseTimer } from "../log/events.js";
+import { startGuest, type GuestWorkload } from "./start.js";
+import { pingAgent, thawGuest, type ThawReply } from "./thaw.js";
+
+/** Bytes of fresh entropy per hand-over (the agent takes 16..512). */
+export const HANDOVER_SEED_BYTES = 64;
+
+/** How long a guest gets to answer its first ping. */
+export const FIRST_PING_DEADLINE_MS = 30_000;
+
+export interface HostClock {
+  /** Host wall clock, ns since the epoch. */
+  realtimeNs(): bigint;
+}
+
+export const hostClock: HostClock = {
+  realtimeNs: () => BigInt(Date.now()) * 1_000_000n,
+};
+
+/** What the guest is told besides the clock and entropy. */
+export interface HandOver {
+  /** A boot's workload (`start`); absent: a restore (`thaw`). */
+  workload?: GuestWorkload;
+  hostname?: string;
+  machineId?: string;
+  clock?: HostClock;
+}
+
+/**
+ * A restored guest resets every vsock stream it had, and one opened while
+ * it is still doing so (the VMM holds new streams for a while, not
+ * forever) is reset too: retry until the deadline.
+ */
+async function firstPing(udsPath: string): Promise<number> {
+  const deadline = Date.now() + FIRST_PING_DEADLINE_MS;
+  for (;;) {
+    try {
+      return await pingAgent(udsPath, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+    } catch (err) {
+      const transient = isStasisError(err, ErrorCode.EXEC_PROTOCOL) || isStasisError(err, ErrorCode.EXEC_AGENT_UNAVAILABLE);
+      if (!transient || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export async function handOverGuest(udsPath: string, phases: PhaseTimer, h: HandOver = {}): Promise<ThawReply> {
+  const rttMs = await firstPing(udsPath);
+  phases.record("handover.ping", rttMs);
+  const t0 = performance.now();
+  const clock = h.clock ?? hostClock;
+  const thaw = {
+    realtimeNs: clock.realtimeNs() + BigInt(Math.round((rttMs / 2) * 1e6)),
+    seed: randomBytes(HANDOVER_SEED_BYTES),
+    ...(h.hostname !== undefined ? { hostname: h.hostname } : {}),
+  };
+  const reply = h.workload
+    ? await startGuest(udsPath, { ...thaw, workload: h.workload, ...(h.machineId !== undefined ? { machineId: h.machineId } : {}) })
+    : await thawGuest(udsPath, thaw);
+  phases.record(h.workload ? "handover.start" : "handover.thaw", performance.now() - t0);
+  return reply;
+}
