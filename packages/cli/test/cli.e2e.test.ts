@@ -3,7 +3,8 @@
  * Usage errors need no VM; the boot tests run real VMs (B2, B5, B7, B9, B152).
  */
 import { spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,9 +12,9 @@ import { TEST_MEMORY_MIB, assertKvm, makeUserTarball, runVmTests } from "../../r
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/bin.js");
 
-function stasis(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function stasis(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -72,6 +73,34 @@ describe.skipIf(!runVmTests)("stasis boot on KVM", () => {
     const r = await stasis(["boot", "--memory", String(TEST_MEMORY_MIB), "--", "sh", "-c", "echo hello; exit 3"]);
     expect(r.stdout).toBe("hello\n");
     expect(r.code).toBe(3);
+  });
+
+  it("the first boot fills the warm cache, the next restores it, --cold leaves it alone; warm ls and rm --all (W1, W4)", async () => {
+    assertKvm();
+    const env = { STASIS_WARM_DIR: mkdtempSync(path.join(os.tmpdir(), "cli-warm-")) };
+    const ls = async () => JSON.parse((await stasis(["warm", "ls", "--json"], env)).stdout) as { key: string; lastUsedAt: string }[];
+    try {
+      const boots = ["--memory", String(TEST_MEMORY_MIB)];
+      const first = await stasis(["boot", ...boots, "--", "sh", "-c", "echo one"], env);
+      expect(first.stdout).toBe("one\n");
+      const [entry] = await ls();
+      expect(entry).toBeDefined();
+      const second = await stasis(["boot", ...boots, "--", "sh", "-c", "echo two; exit 5"], env);
+      expect(second.stdout).toBe("two\n");
+      expect(second.code).toBe(5);
+      const afterWarm = await ls();
+      expect(afterWarm.map((e) => e.key)).toEqual([entry!.key]);
+      expect(Date.parse(afterWarm[0]!.lastUsedAt)).toBeGreaterThan(Date.parse(entry!.lastUsedAt));
+      const cold = await stasis(["boot", "--cold", ...boots, "--", "sh", "-c", "echo three"], env);
+      expect(cold.stdout).toBe("three\n");
+      expect(await ls()).toEqual(afterWarm);
+      const rm = await stasis(["warm", "rm", "--all", "--json"], env);
+      expect(rm.code).toBe(0);
+      expect(JSON.parse(rm.stdout)).toHaveLength(1);
+      expect(await ls()).toEqual([]);
+    } finally {
+      rmSync(env.STASIS_WARM_DIR, { recursive: true, force: true });
+    }
   });
 
   it("boots a user tarball with --env and --cwd (B7, B9)", async () => {

@@ -70,7 +70,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     return { out: await r.vm.output(), code: exit.code, warm: warmEvents(r.events), milestones: exit.report.milestones.map((m) => m.id) };
   }
 
-  it("the first boot of a shape boots cold, runs its workload and fills the cache", async () => {
+  it("the first boot of a shape boots cold, runs its workload and fills the cache (W1)", async () => {
     const first = await bootOutput({ image: base, cmd: ["/bin/sh", "-c", 'echo "first $A $(pwd)"; exit 4'], env: { A: "a1" }, guestCwd: "/tmp" });
     expect(first.warm).toEqual(["miss", "published"]);
     expect(first.out).toBe("first a1 /tmp\n");
@@ -83,7 +83,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(entries[0]!.inputs).toMatchObject({ memoryMib: TEST_MEMORY_MIB, cpus: 1 });
   }, 10 * MINUTE);
 
-  it("later boots restore it: their own cmd, env, cwd and exit status, and only the workload's milestones", async () => {
+  it("later boots restore it: their own cmd, env, cwd and exit status, and only the workload's milestones (W1, W2)", async () => {
     const [a, b] = await Promise.all([
       bootOutput({ image: base, cmd: ["/bin/sh", "-c", 'echo "second $A $(pwd)"; echo to-stderr >&2; exit 7'], env: { A: "a2" }, guestCwd: "/etc" }),
       bootOutput({ image: base, cmd: ["/no/such/command"] }),
@@ -96,7 +96,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(b.code).toBe(127);
   }, 10 * MINUTE);
 
-  it("each warm VM has its own hostname, machine id, entropy and a correct wall clock; the registry says warm", async () => {
+  it("each warm VM has its own hostname, machine id, entropy and a correct wall clock; the registry says warm (W3)", async () => {
     const names = [`warm-a-${process.pid}`, `warm-b-${process.pid}`];
     const runs = await Promise.all(names.map((name) => run({ image: base, cmd: ["/bin/sh", "-c", "exec sleep 100000"], name, detached: true })));
     try {
@@ -125,7 +125,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     }
   }, 10 * MINUTE);
 
-  it("warm: false boots cold and leaves the cache alone", async () => {
+  it("warm: false boots cold and leaves the cache alone (W4)", async () => {
     const [entry] = listWarm();
     const usedBefore = statSync(path.join(entry!.dir, "last-used")).mtimeMs;
     const cold = await bootOutput({ image: base, cmd: ["/bin/sh", "-c", "echo cold"], warm: false });
@@ -136,7 +136,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(statSync(path.join(entry!.dir, "last-used")).mtimeMs).toBe(usedBefore);
   }, 10 * MINUTE);
 
-  it("two boots filling one new key at once both run; one entry results and the next boot uses it", async () => {
+  it("two boots filling one new key at once both run; one entry results and the next boot uses it (W5)", async () => {
     const shape = { image: userTarball, cmd: ["/bin/sh", "-c", "cat /marker"] };
     const [a, b] = await Promise.all([bootOutput(shape), bootOutput(shape)]);
     for (const r of [a, b]) {
@@ -151,7 +151,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(third.out).toBe("warm-user-tarball\n");
   }, 15 * MINUTE);
 
-  it("a damaged entry is discarded and refilled; the boot still runs", async () => {
+  it("a damaged entry is discarded and refilled; the boot still runs (W6)", async () => {
     const entry = listWarm().find((e) => e.inputs.image.path === userTarball)!;
     const state = path.join(entry.dir, "state.vmstate");
     const bytes = readFileSync(state);
@@ -164,7 +164,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(again.warm).toEqual(["hit"]);
   }, 15 * MINUTE);
 
-  it("the size bound prunes the cache when an entry is published; the new entry stays", async () => {
+  it("the size bound prunes the cache when an entry is published; the new entry stays (W7)", async () => {
     expect(listWarm()).toHaveLength(2);
     setEnv("STASIS_WARM_CACHE_SIZE", "1");
     try {
