@@ -11,6 +11,7 @@
 #include "request.h"
 #include "secrets.h"
 #include "shutdown.h"
+#include "start.h"
 #include "thaw.h"
 #include "winsize.h"
 
@@ -36,7 +37,7 @@ static enum fr request(struct session *s, const unsigned char *p, size_t len)
 		return FR_DROP;
 	memcpy(text, p, len);
 	text[len] = '\0';
-	if (strlen(text) != len || !request_parse(text, &r)) {
+	if (strlen(text) != len || !request_parse(text, &r) || !request_types_ok(&r)) {
 		if (strlen(text) == len)
 			request_free(&r);
 		free(text);
@@ -51,6 +52,7 @@ static enum fr request(struct session *s, const unsigned char *p, size_t len)
 	case OP_WINSIZE: winsize_request(s); break;
 	case OP_SHUTDOWN: shutdown_request(s); break;
 	case OP_THAW: thaw_request(s, &r); break;
+	case OP_START: start_request(s, &r); break;
 	default: send_fail(s, EINVAL, "unknown op"); break;
 	}
 	request_free(&r);

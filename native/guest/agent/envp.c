@@ -65,6 +65,11 @@ char **envp_build(const char *term, char *const *keys, char *const *values, size
 	return v;
 }
 
+void envp_set_base(char **vars)
+{
+	environ = vars;
+}
+
 const char *envp_get(char *const *envp, const char *name)
 {
 	size_t len = strlen(name);

@@ -10,6 +10,10 @@
  * memory. term may be NULL; keys/values are the request's env. */
 char **envp_build(const char *term, char *const *keys, char *const *values, size_t n);
 
+/* Replaces the agent's own environment, the base of every command's (await
+ * mode: the workload's, from /init). vars is NULL-terminated and kept. */
+void envp_set_base(char **vars);
+
 /* The value of name in envp, or NULL. */
 const char *envp_get(char *const *envp, const char *name);
 

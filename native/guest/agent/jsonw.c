@@ -20,32 +20,41 @@ void jw_raw(struct jw *w, const char *s)
 		s++;
 }
 
-void jw_str(struct jw *w, const char *s)
+/* One byte of a string, escaped, at out (6 bytes at most); the end. */
+static char *escape_byte(char *out, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
+
+	if (c == '"' || c == '\\') {
+		*out++ = '\\';
+		*out++ = (char)c;
+	} else if (c < 0x20) {
+		out = stpcpy(out, "\\u00");
+		*out++ = hex[c >> 4];
+		*out++ = hex[c & 15];
+	} else {
+		*out++ = (char)c;
+	}
+	return out;
+}
+
+void jw_str(struct jw *w, const char *s)
+{
 	const size_t limit = JW_CAP - RESERVE;
 
 	put(w, '"', JW_CAP);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (w->len + 6 > limit)
-			break;
-		if (c == '"' || c == '\\') {
-			put(w, '\\', limit);
-			put(w, (char)c, limit);
-		} else if (c < 0x20) {
-			put(w, '\\', limit);
-			put(w, 'u', limit);
-			put(w, '0', limit);
-			put(w, '0', limit);
-			put(w, hex[c >> 4], limit);
-			put(w, hex[c & 15], limit);
-		} else {
-			put(w, (char)c, limit);
-		}
-	}
+	for (; *s && w->len + 6 <= limit; s++)
+		w->len = (size_t)(escape_byte(w->buf + w->len, (unsigned char)*s) - w->buf);
 	put(w, '"', JW_CAP);
+}
+
+char *jw_escape(char *out, const char *s)
+{
+	*out++ = '"';
+	for (; *s; s++)
+		out = escape_byte(out, (unsigned char)*s);
+	*out++ = '"';
+	return out;
 }
 
 void jw_int(struct jw *w, long long n)

@@ -18,6 +18,11 @@ void jw_raw(struct jw *w, const char *s);
 /* Appends s as a quoted, escaped JSON string. */
 void jw_str(struct jw *w, const char *s);
 
+/* Writes s at out as a quoted, escaped JSON string, without limit: out
+ * needs JW_ESCAPED_MAX(strlen(s)) bytes. Returns the end. */
+#define JW_ESCAPED_MAX(n) (6 * (n) + 2)
+char *jw_escape(char *out, const char *s);
+
 /* Appends a decimal integer. */
 void jw_int(struct jw *w, long long n);
 

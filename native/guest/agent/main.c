@@ -1,13 +1,15 @@
-/* stasis-agent: serves the host's exec, file, secrets, winsize, shutdown
- * and thaw requests inside the guest (docs/agent-protocol.md §2). Started
- * by /init; one single-threaded epoll loop serves every session.
+/* stasis-agent: serves the host's exec, file, secrets, winsize, shutdown,
+ * thaw and start requests inside the guest (docs/agent-protocol.md §2).
+ * Started by /init; one single-threaded epoll loop serves every session.
  *
- *   stasis-agent [--listen unix:<path>] [--run-dir <dir>]
+ *   stasis-agent [--await-workload] [--listen unix:<path>] [--run-dir <dir>]
  *                [--winsize-tty <path>]... [--init-pid <pid>]
  *                [--thaw-log <path>]
  *
  * Without --listen it listens on vsock port 1978 and reports milestone 4.
- * The other flags exist for host-side tests. */
+ * --await-workload: /init waits for the workload of `start`, over the
+ * pipes on descriptors 3 and 4 (await.h). The other flags exist for
+ * host-side tests. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "listen.h"
 #include "loop.h"
 #include "opts.h"
@@ -33,7 +36,7 @@ struct opts opts = {
 
 static _Noreturn void usage(const char *bad)
 {
-	say("bad argument ", bad, "; usage: stasis-agent [--listen unix:<path>] [--run-dir <dir>] "
+	say("bad argument ", bad, "; usage: stasis-agent [--await-workload] [--listen unix:<path>] [--run-dir <dir>] "
 	    "[--winsize-tty <path>]... [--init-pid <pid>] [--thaw-log <path>]", NULL);
 	exit(2);
 }
@@ -45,6 +48,10 @@ static void parse_args(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--await-workload") == 0) {
+			opts.await_workload = true;
+			continue;
+		}
 		if (!v)
 			usage(a);
 		i++;
@@ -134,6 +141,8 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	/* Started by execveat on a descriptor, the name would be its number. */
 	prctl(PR_SET_NAME, "stasis-agent");
+	if (opts.await_workload && !await_setup())
+		return 2;
 	claim_std_fds();
 	raise_fd_limit();
 	reset_ignored_signals();

@@ -2,6 +2,7 @@
 #ifndef STASIS_AGENT_OPTS_H
 #define STASIS_AGENT_OPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,6 +16,7 @@ struct opts {
 	size_t ntty;
 	pid_t init_pid;              /* `shutdown` sends SIGTERM here; 0 = nobody */
 	const char *thaw_log;        /* `thaw` appends lines here instead of acting */
+	bool await_workload;         /* /init waits for `start` (await.h) */
 	int devnull;                 /* stdin of commands without input */
 };
 

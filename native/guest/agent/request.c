@@ -121,7 +121,7 @@ static enum op op_named(const char *s)
 		{ "ping", OP_PING }, { "exec", OP_EXEC }, { "write", OP_WRITE },
 		{ "read", OP_READ }, { "secrets", OP_SECRETS },
 		{ "winsize", OP_WINSIZE }, { "shutdown", OP_SHUTDOWN },
-		{ "thaw", OP_THAW },
+		{ "thaw", OP_THAW }, { "start", OP_START },
 	};
 
 	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -141,8 +141,10 @@ static bool parse_member(struct json *j, struct request *r, const char *k)
 		r->op = op_named(s);
 		return true;
 	}
-	if (strcmp(k, "cmd") == 0)
-		return opt_str(j, &r->cmd);
+	if (strcmp(k, "cmd") == 0) {
+		r->has_cmd_list = json_peek(j) == '[';
+		return r->has_cmd_list ? parse_list(j, &r->cmd_list) : opt_str(j, &r->cmd);
+	}
 	if (strcmp(k, "argv") == 0) {
 		r->has_argv = !json_null(j);
 		return !r->has_argv || parse_list(j, &r->argv);
@@ -178,6 +180,8 @@ static bool parse_member(struct json *j, struct request *r, const char *k)
 		return opt_str(j, &r->seed);
 	if (strcmp(k, "hostname") == 0)
 		return opt_str(j, &r->hostname);
+	if (strcmp(k, "machineId") == 0)
+		return opt_str(j, &r->machine_id);
 	return json_skip(j);
 }
 
@@ -202,8 +206,14 @@ bool request_parse(char *text, struct request *r)
 	return json_end(&j) && have_op;
 }
 
+bool request_types_ok(const struct request *r)
+{
+	return r->op == OP_START ? !r->cmd : !r->has_cmd_list;
+}
+
 void request_free(struct request *r)
 {
+	free(r->cmd_list.v);
 	free(r->argv.v);
 	free(r->env_keys.v);
 	free(r->env_values.v);

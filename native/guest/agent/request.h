@@ -9,7 +9,7 @@
 
 enum op {
 	OP_UNKNOWN, OP_PING, OP_EXEC, OP_WRITE, OP_READ, OP_SECRETS, OP_WINSIZE, OP_SHUTDOWN,
-	OP_THAW,
+	OP_THAW, OP_START,
 };
 
 /* A growable list of strings, NULL-terminated once it holds any. */
@@ -20,8 +20,10 @@ struct strlist {
 
 struct request {
 	enum op op;
-	/* exec */
-	const char *cmd;           /* NULL if absent */
+	/* exec (a string), start (an array) */
+	const char *cmd;           /* NULL if absent or an array */
+	bool has_cmd_list;         /* "cmd" was an array: */
+	struct strlist cmd_list;
 	bool has_argv;
 	struct strlist argv;
 	struct strlist env_keys, env_values;
@@ -36,13 +38,20 @@ struct request {
 	bool append, mkdirs;
 	/* secrets */
 	struct strlist secret_keys, secret_values;
-	/* thaw: the strings as sent (thaw.c validates them); NULL if absent */
+	/* thaw, start: the strings as sent (thaw.c validates them); NULL if absent */
 	const char *realtime_ns, *seed, *hostname;
+	/* start */
+	const char *machine_id;
 };
 
 /* Parses text (modified in place; the request points into it). False when
  * the request is malformed (a protocol error). */
 bool request_parse(char *text, struct request *r);
+
+/* False when a field has the wrong type for the op after all: "cmd" is a
+ * string for exec and an array for start (the parser reads it before it
+ * may know the op). */
+bool request_types_ok(const struct request *r);
 
 /* Frees the lists (not the text). */
 void request_free(struct request *r);

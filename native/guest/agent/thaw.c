@@ -13,25 +13,12 @@
 
 #define NS_PER_SEC 1000000000LL
 #define SEED_MIN 16
-#define SEED_MAX 512
 #define HOSTNAME_MAX 64
 #define RANDOM_DEVICE "/dev/urandom"
 
 /* <linux/random.h>, which musl's headers do not carry. */
 #define RNDADDENTROPY _IOW('R', 0x03, int[2])
 #define RNDRESEEDCRNG _IO('R', 0x07)
-struct rand_pool_info {
-	int entropy_count; /* bits to credit */
-	int buf_size;      /* bytes in buf */
-	unsigned char buf[SEED_MAX];
-};
-
-/* What the request asks for, once validated. */
-struct thaw {
-	int64_t realtime_ns;
-	struct rand_pool_info seed; /* buf_size 0: no seed */
-	const char *hostname;       /* NULL: keep it */
-};
 
 /* "0" or a decimal without sign or leading zeros, at most INT64_MAX. */
 static bool parse_ns(const char *p, int64_t *out)
@@ -115,8 +102,7 @@ static bool valid_hostname(const char *h)
 	return n > 0;
 }
 
-/* NULL when the request is valid (t filled in), else why not. */
-static const char *validate(const struct request *r, struct thaw *t)
+const char *thaw_validate(const struct request *r, struct thaw *t)
 {
 	int n;
 
@@ -151,7 +137,7 @@ static int64_t step_ns(int64_t ns, const struct timespec *now)
 }
 
 /* The real thing: 0 or an errno, *what naming the step that failed. */
-static int apply(const struct thaw *t, int64_t *step, const char **what)
+static int apply_for_real(const struct thaw *t, int64_t *step, const char **what)
 {
 	struct timespec now, set = {
 		.tv_sec = (time_t)(t->realtime_ns / NS_PER_SEC),
@@ -212,11 +198,25 @@ static char *line(char *p, const char *s, long long n)
 
 /* --thaw-log: the same effects as lines appended to the file, the step
  * counted against the current time as if the clock had been set. */
+int thaw_log_append(const char *text, size_t n)
+{
+	int fd = open(opts.thaw_log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int err = 0;
+
+	if (fd < 0)
+		return errno;
+	errno = 0;
+	if (!write_all(fd, text, n))
+		err = errno ? errno : EIO;
+	if (close(fd) != 0 && !err)
+		err = errno;
+	return err;
+}
+
 static int log_effects(const struct thaw *t, int64_t *step, const char **what)
 {
 	char text[64 + HOSTNAME_MAX], *end = text;
 	struct timespec now;
-	int fd, err = 0;
 
 	*what = opts.thaw_log;
 	if (clock_gettime(CLOCK_REALTIME, &now) != 0)
@@ -227,39 +227,48 @@ static int log_effects(const struct thaw *t, int64_t *step, const char **what)
 		end = line(end, "seed ", t->seed.buf_size);
 	if (t->hostname)
 		end = line(stpcpy(end, "hostname "), t->hostname, -1);
-	fd = open(opts.thaw_log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return errno;
-	errno = 0;
-	if (!write_all(fd, text, (size_t)(end - text)))
-		err = errno ? errno : EIO;
-	if (close(fd) != 0 && !err)
-		err = errno;
-	return err;
+	return thaw_log_append(text, (size_t)(end - text));
+}
+
+int thaw_apply(const struct thaw *t, int64_t *step_ns, const char **what)
+{
+	*what = NULL;
+	*step_ns = 0;
+	return opts.thaw_log ? log_effects(t, step_ns, what) : apply_for_real(t, step_ns, what);
+}
+
+void thaw_forget(struct thaw *t)
+{
+	explicit_bzero(&t->seed, sizeof t->seed);
+}
+
+void thaw_send_done(struct session *s, int64_t step_ns)
+{
+	struct jw w = { .len = 0 };
+
+	jw_raw(&w, "{\"code\":0,\"clockStepNs\":\"");
+	jw_int(&w, step_ns);
+	jw_raw(&w, "\"}");
+	send_json(s, 'X', &w);
+	s->phase = PH_DONE;
 }
 
 void thaw_request(struct session *s, const struct request *r)
 {
-	struct jw w = { .len = 0 };
 	struct thaw t;
-	const char *bad = validate(r, &t), *what = NULL;
-	int64_t step = 0;
+	const char *bad = thaw_validate(r, &t), *what;
+	int64_t step;
 	int err;
 
 	if (bad) {
-		explicit_bzero(&t.seed, sizeof t.seed);
+		thaw_forget(&t);
 		send_fail(s, EINVAL, bad);
 		return;
 	}
-	err = opts.thaw_log ? log_effects(&t, &step, &what) : apply(&t, &step, &what);
-	explicit_bzero(&t.seed, sizeof t.seed);
-	if (err) {
+	err = thaw_apply(&t, &step, &what);
+	thaw_forget(&t);
+	if (err)
 		send_fail(s, err, what);
-		return;
-	}
-	jw_raw(&w, "{\"code\":0,\"clockStepNs\":\"");
-	jw_int(&w, step);
-	jw_raw(&w, "\"}");
-	send_json(s, 'X', &w);
-	s->phase = PH_DONE;
+	else
+		thaw_send_done(s, step);
 }

@@ -10,7 +10,8 @@
  * string parts ends with NULL. */
 void say(const char *first, ...) __attribute__((sentinel));
 
-/* "ENOENT" for ENOENT, ...; "EIO" for anything unlisted. */
+/* "ENOENT" for ENOENT, ...; "EIO" for anything unlisted. EOPNOTSUPP is
+ * the same number as ENOTSUP on Linux and named "ENOTSUP". */
 const char *errno_name(int err);
 
 /* Creates the missing parent directories of path (mode 0755). False with

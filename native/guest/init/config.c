@@ -9,6 +9,13 @@
 
 enum {
 	SEEN_CMD = 1, SEEN_ENV = 2, SEEN_CWD = 4, SEEN_ROOT = 8, SEEN_UPPER = 16,
+	KEYS_WORKLOAD = SEEN_CMD | SEEN_ENV | SEEN_CWD,
+	KEYS_FILE = KEYS_WORKLOAD | SEEN_ROOT | SEEN_UPPER,
+};
+
+/* What a parse found: keys seen, and those with a value other than null. */
+struct found {
+	unsigned seen, given;
 };
 
 static bool parse_cmd(struct json *j, struct config *cfg)
@@ -85,7 +92,8 @@ static bool parse_opt_str(struct json *j, const char **out, const char *empty_ms
 	return true;
 }
 
-static bool parse_member(struct json *j, struct config *cfg, const char *key, unsigned *seen)
+static bool parse_member(struct json *j, struct config *cfg, const char *key,
+			 unsigned allowed, struct found *f)
 {
 	static const struct { const char *name; unsigned bit; } keys[] = {
 		{ "cmd", SEEN_CMD }, { "env", SEEN_ENV }, { "cwd", SEEN_CWD },
@@ -95,7 +103,7 @@ static bool parse_member(struct json *j, struct config *cfg, const char *key, un
 
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strcmp(key, keys[i].name) == 0)
-			bit = keys[i].bit;
+			bit = keys[i].bit & allowed;
 	if (!bit) {
 		static char msg[80];
 		size_t n = strlen(key);
@@ -108,13 +116,16 @@ static bool parse_member(struct json *j, struct config *cfg, const char *key, un
 		json_fail(j, msg);
 		return false;
 	}
-	if (*seen & bit) {
+	if (f->seen & bit) {
 		json_fail(j, "duplicate key");
 		return false;
 	}
-	*seen |= bit;
+	f->seen |= bit;
 	if (!json_eat(j, ':'))
 		return false;
+	/* A value that starts with 'n' is null (or an error all the same). */
+	if (json_peek(j) != 'n')
+		f->given |= bit;
 	switch (bit) {
 	case SEEN_CMD: return parse_cmd(j, cfg);
 	case SEEN_ENV: return parse_env(j, cfg);
@@ -124,10 +135,11 @@ static bool parse_member(struct json *j, struct config *cfg, const char *key, un
 	}
 }
 
-const char *config_parse(char *text, struct config *cfg, long *where)
+/* The object's members, restricted to the `allowed` keys. */
+static const char *parse(char *text, struct config *cfg, long *where,
+			 unsigned allowed, struct found *f)
 {
 	struct json j;
-	unsigned seen = 0;
 	bool first = true;
 
 	memset(cfg, 0, sizeof *cfg);
@@ -138,7 +150,7 @@ const char *config_parse(char *text, struct config *cfg, long *where)
 		while (json_more(&j, '}', &first)) {
 			char *key = json_str(&j);
 
-			if (!key || !parse_member(&j, cfg, key, &seen))
+			if (!key || !parse_member(&j, cfg, key, allowed, f))
 				break;
 		}
 		json_end(&j);
@@ -147,10 +159,34 @@ const char *config_parse(char *text, struct config *cfg, long *where)
 		*where = j.p - j.base;
 		return j.err;
 	}
-	if (!(seen & SEEN_CMD))
-		return "\"cmd\" is required";
+	return NULL;
+}
+
+const char *config_parse(char *text, struct config *cfg, long *where)
+{
+	struct found f = { 0, 0 };
+	const char *msg = parse(text, cfg, where, KEYS_FILE, &f);
+
+	if (msg)
+		return msg;
+	/* Half a workload in the file and the rest from `start` would be two
+	 * sources for one thing: the workload comes whole from one of them. */
+	if (!(f.seen & SEEN_CMD) && (f.given & (SEEN_ENV | SEEN_CWD)))
+		return "\"env\" and \"cwd\" need \"cmd\" (without it the workload brings them)";
 	if (cfg->upper && !cfg->root)
 		return "\"upper\" needs \"root\"";
+	return NULL;
+}
+
+const char *config_parse_workload(char *text, struct config *cfg, long *where)
+{
+	struct found f = { 0, 0 };
+	const char *msg = parse(text, cfg, where, KEYS_WORKLOAD, &f);
+
+	if (msg)
+		return msg;
+	if (!(f.seen & SEEN_CMD))
+		return "\"cmd\" is required";
 	return NULL;
 }
 

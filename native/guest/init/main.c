@@ -13,11 +13,13 @@
 #include "serial.h"
 #include "term.h"
 #include "util.h"
+#include "workload.h"
 
 int main(void)
 {
 	static struct config cfg;
 	static struct env env;
+	const struct config *work = &cfg;
 	pid_t pid;
 	int status;
 
@@ -35,14 +37,20 @@ int main(void)
 		mount_api("");
 	mount_devpts();
 
+	/* Without a workload in the file, the machine half's environment:
+	 * what the agent serves requests with until `start`. */
 	env_build(&env, &cfg);
 	term_install();
-	agent_start(env.vars);
-	if (chdir(cfg.cwd) != 0)
-		die_errno(errno, "chdir ", cfg.cwd, NULL);
+	if (cfg.cmd[0]) {
+		agent_start(env.vars);
+		if (chdir(cfg.cwd) != 0)
+			die_errno(errno, "chdir ", cfg.cwd, NULL);
+	} else {
+		work = workload_await(&env);
+	}
 
 	report_milestone(MILESTONE_COMMAND_STARTED);
-	pid = run_start(cfg.cmd, env.vars, env_get(&env, "PATH"));
+	pid = run_start(work->cmd, env.vars, env_get(&env, "PATH"));
 	term_forward_to(pid);
 	status = run_wait(pid, agent_child_exited);
 	report_milestone(MILESTONE_COMMAND_EXITED);

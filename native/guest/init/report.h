@@ -7,6 +7,8 @@ enum milestone {
 	MILESTONE_INIT_STARTED = 1,
 	MILESTONE_COMMAND_STARTED = 2,
 	MILESTONE_COMMAND_EXITED = 3,
+	/* 4 is the agent's ("listening") */
+	MILESTONE_AWAITING_WORKLOAD = 5,
 };
 
 /* Opens /dev/port (needs /dev). Without it, milestones are skipped and the

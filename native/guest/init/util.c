@@ -107,6 +107,19 @@ void *arena_alloc(size_t n)
 	return p;
 }
 
+int fd_move_above(int fd, int min)
+{
+	int moved, err;
+
+	if (fd < 0 || fd >= min)
+		return fd;
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, min);
+	err = errno;
+	close(fd);
+	errno = err;
+	return moved;
+}
+
 char *fmt_uint(char *buf, unsigned long n)
 {
 	char tmp[21];

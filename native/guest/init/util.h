@@ -28,6 +28,11 @@ long read_file(const char *path, char *buf, size_t cap);
  * arena is exhausted. */
 void *arena_alloc(size_t n);
 
+/* Moves fd (close-on-exec) to the lowest free descriptor >= min, closing
+ * the original; returns the new one, or -1 with errno set (fd closed). An
+ * fd already >= min (or < 0) is returned as it is. */
+int fd_move_above(int fd, int min);
+
 /* Formats n in decimal into buf (at least 21 bytes); returns buf. */
 char *fmt_uint(char *buf, unsigned long n);
 

@@ -1,8 +1,9 @@
 /* A minimal agent client for the QEMU checks (test/qemu-test.sh): inside
  * the guest there is no vsock peer, so the agent runs there with
- * --listen unix:<path> and this client drives it.
+ * --listen unix:<path> and this client drives it; or it reaches PID 1's
+ * agent over vsock loopback (vsock:1:1978; the await-mode cases).
  *
- *   agent-client <socket> <request json> [input]
+ *   agent-client <socket path | vsock:<cid>:<port>> <request json> [input]
  *
  * Sends the request, then (with an input argument) the input as one `I`
  * frame and an empty `I`. Prints every frame as "<type> <payload>\n", the
@@ -17,6 +18,40 @@
 #include <unistd.h>
 
 static unsigned char buf[5 + 65536];
+
+/* <linux/vm_sockets.h>, which musl's headers do not carry. */
+struct sockaddr_vm {
+	sa_family_t svm_family;
+	unsigned short svm_reserved1;
+	unsigned int svm_port;
+	unsigned int svm_cid;
+	unsigned char svm_flags;
+	unsigned char svm_zero[3];
+};
+
+/* A connected socket, or -1 (with a message). */
+static int connect_to(const char *where)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct sockaddr_vm vm = { .svm_family = AF_VSOCK };
+	unsigned cid, port;
+	int fd;
+
+	if (sscanf(where, "vsock:%u:%u", &cid, &port) == 2) {
+		vm.svm_cid = cid;
+		vm.svm_port = port;
+		fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&vm, sizeof vm) == 0)
+			return fd;
+	} else {
+		strcpy(un.sun_path, where);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&un, sizeof un) == 0)
+			return fd;
+	}
+	perror("agent-client: connect");
+	return -1;
+}
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -98,19 +133,14 @@ static void print_escaped(const unsigned char *p, size_t n)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd, done = 0, last = 0;
 
-	if (argc < 3 || argc > 4 || strlen(argv[1]) >= sizeof addr.sun_path) {
-		fprintf(stderr, "usage: agent-client <socket> <request json> [input]\n");
+	if (argc < 3 || argc > 4 || strlen(argv[1]) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+		fprintf(stderr, "usage: agent-client <socket path | vsock:<cid>:<port>> <request json> [input]\n");
 		return 2;
 	}
-	strcpy(addr.sun_path, argv[1]);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-		perror("agent-client: connect");
+	if ((fd = connect_to(argv[1])) < 0)
 		return 1;
-	}
 	if (send_frame(fd, 'R', argv[2], strlen(argv[2])) != 0 ||
 	    (argc == 4 && (send_frame(fd, 'I', argv[3], unescape(argv[3])) != 0 ||
 			   send_frame(fd, 'I', "", 0) != 0))) {

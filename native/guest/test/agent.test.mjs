@@ -157,7 +157,7 @@ async function session(sock, req, ...more) {
 
 const agents = [];
 
-async function startAgent(name, extraArgs = []) {
+async function startAgent(name, extraArgs = [], { stdio = ["ignore", "inherit", "pipe"] } = {}) {
   const sock = path.join(work, `${name}.sock`);
   // Every agent gets a --thaw-log: a `thaw` sent by mistake must not set
   // the clock, RNG or hostname of the machine running the tests.
@@ -167,7 +167,7 @@ async function startAgent(name, extraArgs = []) {
   // agent must not pass that on to its commands.
   const proc = spawn("/bin/sh", ["-c", 'trap "" INT; exec "$0" "$@"', agentBin, "--listen", `unix:${sock}`, ...args], {
     env: { ...process.env, AGENT_BOOT_VAR: "from-boot", ASAN_OPTIONS: "detect_leaks=0" },
-    stdio: ["ignore", "inherit", "pipe"],
+    stdio,
   });
   const agent = { sock, proc, thawLog, stderr: "", exited: null };
   proc.stderr.on("data", (d) => (agent.stderr += d));
@@ -225,6 +225,24 @@ test("ping", async () => {
   assert.equal(r.types, "AX");
   assert.deepEqual(r.accept, { version: 1 });
   assert.deepEqual(r.exit, { code: 0 });
+});
+
+// Started first, checked last ("the silent /init's F EIO…"): the 10 s
+// timeout of the start op runs while the other tests do.
+let silentInit;
+
+test("start: an /init that never answers gets F EIO after about 10 s (checked later)", async () => {
+  const a = await startAwaitAgent("await-silent");
+  const c = await Conn.open(a.sock);
+  const t0 = Date.now();
+  c.send(request({ op: "start", realtimeNs: String(nowNs()), cmd: ["true"] }));
+  silentInit = (async () => {
+    assert.deepEqual(JSON.parse(await a.workload), { cmd: ["true"] });
+    const r = await c.all(20000);
+    const ms = Date.now() - t0;
+    a.proc.kill();
+    return { r, ms };
+  })();
 });
 
 test("exec cmd: stdout, stderr, exit code", async () => {
@@ -654,6 +672,180 @@ test("thaw: a step that fails is F with its errno", async () => {
   assert.equal(r.fail.error, "ENOENT");
   assert.equal(r.fail.message, `${log}: No such file or directory`);
   a.proc.kill();
+});
+
+// --- start (await mode: the test plays /init on the agent's fds 3 and 4) ------
+
+/**
+ * An agent started with --await-workload. `workload` resolves to what it
+ * wrote on descriptor 3 once it closed it; `answer(buf)` writes /init's
+ * answer to descriptor 4 and closes it.
+ */
+async function startAwaitAgent(name, extraArgs = []) {
+  const a = await startAgent(name, ["--await-workload", ...extraArgs], {
+    stdio: ["ignore", "inherit", "pipe", "pipe", "pipe"],
+  });
+  const chunks = [];
+  a.workloadBytes = () => Buffer.concat(chunks).length;
+  a.workload = new Promise((resolve) => {
+    a.proc.stdio[3].on("data", (d) => chunks.push(d));
+    a.proc.stdio[3].on("end", () => resolve(Buffer.concat(chunks).toString()));
+  });
+  a.proc.stdio[4].on("error", () => {});
+  a.answer = (buf) => a.proc.stdio[4].end(buf);
+  a.log = () => (fs.existsSync(a.thawLog) ? fs.readFileSync(a.thawLog, "utf8") : "");
+  return a;
+}
+
+/** /init's `V` answer for these variables. */
+const answerV = (vars) => Buffer.from(`V${vars.map((v) => `${v}\0`).join("")}`);
+const MACHINE_ID = "0123456789abcdef0123456789abcdef";
+
+test("start without --await-workload: F ENOTSUP", async () => {
+  const before = thawLog();
+  const r = await session(S, { op: "start", realtimeNs: "1", cmd: ["true"] });
+  assert.equal(r.types, "F");
+  assert.equal(r.fail.error, "ENOTSUP");
+  assert.equal(thawLog(), before, "nothing logged");
+});
+
+test("start: thaw steps, machine-id, the workload to /init, its environment for later execs", async () => {
+  const a = await startAwaitAgent("await-ok");
+  // Before start: the machine half's environment, and no pipe leaks into commands.
+  let r = await session(a.sock, {
+    op: "exec",
+    cmd: 'echo "$AGENT_BOOT_VAR"; for f in 3 4; do [ -e /proc/$$/fd/$f ] && echo "fd $f leaked"; done; true',
+  });
+  assert.equal(r.out.toString(), "from-boot\n");
+
+  const target = nowNs() + 2_000_000_000n;
+  const c = await Conn.open(a.sock);
+  c.send(request({
+    op: "start", realtimeNs: String(target), seed: seedOf(32), hostname: "vm-1", machineId: MACHINE_ID,
+    cmd: ["/bin/sh", "-c", 'echo "$A"\n', "é\u0001\""], env: { A: "1", B: 'x"\\' }, cwd: "/tmp",
+  }));
+  const workload = await a.workload;
+  assert.deepEqual(JSON.parse(workload), {
+    cmd: ["/bin/sh", "-c", 'echo "$A"\n', "é\u0001\""], env: { A: "1", B: 'x"\\' }, cwd: "/tmp",
+  });
+  a.answer(answerV(["PATH=/usr/local/bin:/usr/bin:/bin", "A=1", "WL=x y=z", "EMPTY="]));
+  r = await c.all();
+  assert.equal(r.types, "X");
+  assert.deepEqual(Object.keys(r.exit), ["code", "clockStepNs"]);
+  const step = BigInt(r.exit.clockStepNs);
+  assert.ok(step <= 2_000_000_000n && step > 0n, `step ${step}`);
+  assert.equal(a.log(), `clock ${target}\nseed 32\nhostname vm-1\nmachine-id ${MACHINE_ID}\n`);
+
+  // The answer is the base environment now: the boot one is gone.
+  r = await session(a.sock, { op: "exec", cmd: 'echo "$WL|${AGENT_BOOT_VAR-unset}|$A|${EMPTY-unset}"; pwd', env: { A: "req" } });
+  assert.equal(r.out.toString(), "x y=z|unset|req|\n/\n");
+  r = await session(a.sock, { op: "exec", argv: ["env"] });
+  assert.deepEqual(r.out.toString().trim().split("\n").sort(), ["A=1", "EMPTY=", "PATH=/usr/local/bin:/usr/bin:/bin", "WL=x y=z"]);
+
+  r = await session(a.sock, { op: "start", realtimeNs: "1", cmd: ["true"] });
+  assert.equal(r.types, "F");
+  assert.equal(r.fail.error, "EALREADY");
+  assert.equal(a.log(), `clock ${target}\nseed 32\nhostname vm-1\nmachine-id ${MACHINE_ID}\n`, "nothing more done");
+  a.proc.kill();
+});
+
+test("start: /init refuses the workload (E): F EINVAL with its message", async () => {
+  const a = await startAwaitAgent("await-refused");
+  const c = await Conn.open(a.sock);
+  c.send(request({ op: "start", realtimeNs: "5", cmd: ["x"], cwd: "/nope" }));
+  assert.deepEqual(JSON.parse(await a.workload), { cmd: ["x"], cwd: "/nope" });
+  a.answer(Buffer.from("Eworkload: chdir /nope: No such file or directory"));
+  const r = await c.all();
+  assert.equal(r.types, "F");
+  assert.equal(r.fail.error, "EINVAL");
+  assert.ok(r.fail.message.startsWith("workload: chdir /nope: No such file or directory"), r.fail.message);
+  assert.equal(a.log(), "clock 5\n", "the thaw steps stay done");
+  assert.equal((await session(a.sock, { op: "start", realtimeNs: "5", cmd: ["x"] })).fail.error, "EALREADY");
+  assert.equal((await session(a.sock, { op: "exec", cmd: 'echo "$AGENT_BOOT_VAR"' })).out.toString(), "from-boot\n");
+  a.proc.kill();
+});
+
+test("start: /init closes without an answer, or answers nonsense: F EIO", async () => {
+  for (const [name, answer, message] of [
+    ["await-closed", Buffer.alloc(0), /without answering/],
+    ["await-nonsense", Buffer.from("Vno-equals-sign\0"), /malformed answer/],
+    ["await-unterminated", Buffer.from("VA=1"), /malformed answer/],
+  ]) {
+    const a = await startAwaitAgent(name);
+    const c = await Conn.open(a.sock);
+    c.send(request({ op: "start", realtimeNs: "5", cmd: ["x"] }));
+    await a.workload;
+    a.answer(answer);
+    const r = await c.all();
+    assert.equal(r.fail?.error, "EIO", name);
+    assert.match(r.fail.message, message, name);
+    assert.equal((await session(a.sock, { op: "exec", cmd: 'echo "$AGENT_BOOT_VAR"' })).out.toString(), "from-boot\n", name);
+    a.proc.kill();
+  }
+});
+
+test("start: an invalid field is F EINVAL, nothing is done and nothing reaches /init", async () => {
+  const a = await startAwaitAgent("await-invalid");
+  const ok = { op: "start", realtimeNs: "7", seed: seedOf(16), hostname: "h", machineId: MACHINE_ID, cmd: ["true"] };
+  const bad = {
+    realtimeNs: [undefined, "-1", "1.5"],
+    seed: ["", seedOf(15)],
+    hostname: ["", "a b"],
+    machineId: ["", MACHINE_ID.slice(1), `${MACHINE_ID}0`, MACHINE_ID.toUpperCase(), "0".repeat(32), `${MACHINE_ID.slice(1)}g`, `${MACHINE_ID.slice(1)}-`],
+    cmd: [undefined, null, []],
+  };
+  for (const [field, values] of Object.entries(bad)) {
+    for (const v of values) {
+      const req = { ...ok, [field]: v };
+      if (v === undefined) delete req[field];
+      const r = await session(a.sock, req);
+      const what = `${field} ${JSON.stringify(v)}`;
+      assert.equal(r.types, "F", what);
+      assert.equal(r.fail.error, "EINVAL", what);
+      assert.ok(r.fail.message.startsWith(`"${field}" must be`), `${what}: ${r.fail.message}`);
+    }
+  }
+  // Fields of the wrong JSON type drop the session, for start as for every
+  // op: "cmd" is an array here (a string for exec).
+  for (const extra of [{ cmd: "true" }, { cmd: [1] }, { env: { A: 1 } }, { env: ["A"] }, { cwd: 5 }, { machineId: 5 }]) {
+    const r = await session(a.sock, { ...ok, ...extra });
+    assert.equal(r.types, "", JSON.stringify(extra));
+  }
+  // An array "cmd" still drops an exec, as before.
+  assert.equal((await session(a.sock, { op: "exec", cmd: ["true"] })).types, "");
+  await sleep(100);
+  assert.equal(a.workloadBytes(), 0, "nothing written to /init");
+  assert.equal(a.log(), "", "nothing logged");
+
+  // The agent still awaits: a valid start goes through.
+  const c = await Conn.open(a.sock);
+  c.send(request(ok));
+  assert.deepEqual(JSON.parse(await a.workload), { cmd: ["true"] });
+  a.answer(answerV(["PATH=/bin"]));
+  const r = await c.all();
+  assert.equal(r.types, "X");
+  assert.equal(a.log(), `clock 7\nseed 16\nhostname h\nmachine-id ${MACHINE_ID}\n`);
+  a.proc.kill();
+});
+
+test("start: --await-workload without descriptors 3 and 4 is a startup error", async () => {
+  const proc = spawn(agentBin, ["--await-workload", "--listen", `unix:${path.join(work, "no-fds.sock")}`], {
+    env: { ...process.env, ASAN_OPTIONS: "detect_leaks=0" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  proc.stderr.on("data", (d) => (err += d));
+  const code = await new Promise((resolve) => proc.on("exit", resolve));
+  assert.equal(code, 2);
+  assert.match(err, /--await-workload needs the workload pipe on descriptor 3/);
+});
+
+test("start: the silent /init's F EIO arrived after about 10 s", async () => {
+  const { r, ms } = await silentInit;
+  assert.equal(r.types, "F");
+  assert.equal(r.fail.error, "EIO");
+  assert.match(r.fail.message, /did not answer within 10 s/);
+  assert.ok(ms >= 9500 && ms < 15000, `after ${ms} ms`);
 });
 
 test("malformed frames drop the session, not the agent", async () => {

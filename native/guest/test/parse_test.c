@@ -84,7 +84,6 @@ static void rejects(const char *text, const char *want)
 static void rejects_bad_configs(void)
 {
 	rejects("", "expected '{'");
-	rejects("{}", "\"cmd\" is required");
 	rejects("{\"cmd\":[]}", "must not be empty");
 	rejects("{\"cmd\":[\"a\",]}", "expected a string");
 	rejects("{\"cmd\":[\"a\"],}", "expected a string");
@@ -105,6 +104,58 @@ static void rejects_bad_configs(void)
 	rejects("{\"cmd\":[\"a\"],\"root\":nul}", "invalid literal");
 	rejects("{\"cmd\":[\"a\" \"b\"]}", "expected ',' or ']'");
 	rejects("{\"cmd\":[\"a\"],\"upper\":\"/dev/vdb\"}", "\"upper\" needs \"root\"");
+}
+
+/* Without "cmd" the file holds only the machine: await mode. */
+static void accepts_machine_only_configs(void)
+{
+	long where;
+
+	CHECK(parse("{}", &where) == NULL && cfg.cmd[0] == NULL);
+	CHECK(parse("{\"root\":\"/dev/vda\",\"upper\":\"/dev/vdb\",\"env\":null,\"cwd\":null}", &where) == NULL);
+	CHECK(cfg.cmd[0] == NULL && strcmp(cfg.root, "/dev/vda") == 0 && strcmp(cfg.cwd, "/") == 0);
+	rejects("{\"env\":{}}", "\"env\" and \"cwd\" need \"cmd\"");
+	rejects("{\"root\":\"/dev/vda\",\"cwd\":\"/tmp\"}", "\"env\" and \"cwd\" need \"cmd\"");
+	rejects("{\"cmd\":null}", "expected '['");
+}
+
+static const char *parse_workload(const char *text, long *where)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof buf, "%s", text);
+	return config_parse_workload(buf, &cfg, where);
+}
+
+static void workload_rejects(const char *text, const char *want)
+{
+	long where;
+	const char *err = parse_workload(text, &where);
+
+	if (!err || !strstr(err, want)) {
+		fprintf(stderr, "FAILED: workload %s -> %s (wanted %s)\n", text, err ? err : "ok", want);
+		failures++;
+	}
+}
+
+/* The workload of `start`: the file's rules, cmd/env/cwd only. */
+static void parses_workloads(void)
+{
+	long where;
+
+	CHECK(parse_workload("{\"cmd\":[\"sh\",\"-c\",\"x\"],\"env\":{\"A\":\"1\"},\"cwd\":\"/tmp\"}", &where) == NULL);
+	CHECK(strcmp(cfg.cmd[2], "x") == 0 && cfg.cmd[3] == NULL);
+	CHECK(cfg.env_count == 1 && strcmp(cfg.env_key[0], "A") == 0 && strcmp(cfg.cwd, "/tmp") == 0);
+	CHECK(parse_workload("{\"cmd\":[\"true\"]}", &where) == NULL);
+	CHECK(strcmp(cfg.cwd, "/") == 0 && cfg.env_count == 0 && !cfg.root);
+	workload_rejects("{}", "\"cmd\" is required");
+	workload_rejects("{\"env\":{}}", "\"cmd\" is required");
+	workload_rejects("{\"cmd\":[\"a\"],\"root\":\"/dev/vda\"}", "unknown key \"root\"");
+	workload_rejects("{\"cmd\":[\"a\"],\"upper\":\"/dev/vdb\"}", "unknown key \"upper\"");
+	workload_rejects("{\"cmd\":[]}", "must not be empty");
+	workload_rejects("{\"cmd\":[\"a\"],\"cwd\":\"\"}", "must not be empty");
+	workload_rejects("{\"cmd\":[\"a\"],\"env\":{\"\":\"1\"}}", "without '='");
+	workload_rejects("{\"cmd\":[\"a\"]", "unexpected end");
 }
 
 static void reads_environment_files(void)
@@ -186,6 +237,8 @@ int main(void)
 	applies_defaults();
 	decodes_unicode();
 	rejects_bad_configs();
+	accepts_machine_only_configs();
+	parses_workloads();
 	reads_environment_files();
 	reads_json_values();
 	if (failures) {

@@ -3,7 +3,9 @@
 # project's machines). Needs the guest kernel (tools/build-kernel),
 # tools/build-guest and tools/build-base. QEMU has no vsock peer here, so the
 # agent's protocol is checked in the guest over a Unix socket with
-# test/agent-client.c. Usage: native/guest/test/qemu-test.sh [case-name-filter]
+# test/agent-client.c, and await mode (a config without "cmd") by a stand-in
+# for /stasis-agent (test/agent-shim.c) that also starts a driver playing
+# the host over vsock loopback. Usage: native/guest/test/qemu-test.sh [case-name-filter]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -72,6 +74,40 @@ c '{"op":"thaw","realtimeNs":"0"}'
 c '{"op":"thaw","realtimeNs":"9223372036854775808"}'
 SH
 chmod 0755 "$tree/opt/tools/agent-checks"
+# Await mode: test/agent-shim.c becomes /stasis-agent in the initramfs
+# (AGENT=shim) and runs this beside the real agent. It plays the host: the
+# scenario comes from the kernel command line (stasis_test=...), its lines
+# go to the console (ttyS0) prefixed "driver: ".
+musl-gcc -std=c11 -D_GNU_SOURCE -Os -static -o "$work/agent-shim" "$root/native/guest/test/agent-shim.c"
+cat > "$tree/opt/tools/start-driver" <<'SH'
+#!/bin/sh
+c() { agent-client vsock:1:1978 "$@"; }
+scenario=$(sed -n 's/.*stasis_test=\([a-z-]*\).*/\1/p' /proc/cmdline)
+{
+  i=0
+  until c '{"op":"ping"}' >/dev/null 2>&1 || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
+  case "$scenario" in
+  start)
+    c '{"op":"exec","cmd":"echo before:${A-unset}:$FROM_IMAGE; tr -c a-z- _ < /proc/$PPID/cmdline"}'
+    c '{"op":"start","realtimeNs":"1800000000000000000","hostname":"started-1","machineId":"0123456789abcdef0123456789abcdef","cmd":["sh","-c","while [ ! -e /tmp/driver-done ]; do sleep 0.1; done; echo \"$A|$PWD|$FROM_IMAGE\"; cat /etc/machine-id; stat -c %a /etc/machine-id; hostname; date -u +%Y; ls /proc/$$/fd | tr \"\\n\" \" \"; echo"],"env":{"A":"from-start"},"cwd":"/etc"}' |
+      sed 's/"clockStepNs":"[1-9][0-9]*"/"clockStepNs":"positive"/'
+    c '{"op":"exec","cmd":"echo after:$A:$FROM_IMAGE"}'
+    c '{"op":"start","realtimeNs":"1","cmd":["true"]}'
+    # A restarted agent: the workload's environment, no --await-workload.
+    sleep 1
+    kill $PPID
+    sleep 1.5
+    i=0
+    until c '{"op":"ping"}' >/dev/null 2>&1 || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
+    c '{"op":"exec","cmd":"echo restarted:$A; tr -c a-z- _ < /proc/$PPID/cmdline"}'
+    touch /tmp/driver-done ;;
+  bad-cwd)
+    c '{"op":"start","realtimeNs":"1800000000000000000","cmd":["true"],"cwd":"/nope"}' ;;
+  agent-dies)
+    kill -9 $PPID ;;
+  esac
+} 2>&1 | sed 's/^/driver: /'
+SH
 mke2fs -q -t ext4 -L stasis-root -d "$tree" "$work/root.img" 32M >/dev/null
 root_sum="$(sha256sum "$work/root.img")"
 
@@ -80,14 +116,17 @@ failed=()
 
 # run NAME CONFIG_JSON [upper|keep] [busybox-in-initramfs]
 # (upper: a fresh ext4 upper disk as vdb; keep: reuse the previous one;
-# AGENT=1: /stasis-agent in the initramfs)
+# AGENT=1: /stasis-agent in the initramfs, AGENT=shim: test/agent-shim.c
+# there; APPEND: more kernel command line; UNTIL_MILESTONE=n: stop the VM
+# 3 s after milestone n, status "idle" if it was still running then)
 # Leaves the status in $status, ttyS1 bytes in $work/out, ttyS0 in $work/err.
 run() {
   local name="$1" config="$2" upper="${3:-}" extra="${4:-}"
   local ird="$work/initrd" drives=()
   rm -rf "$ird" && mkdir -p "$ird/dev"
   cp "$init" "$ird/init"
-  if [[ -n "${AGENT:-}" ]]; then cp "$agent" "$ird/stasis-agent"; fi
+  if [[ "${AGENT:-}" == shim ]]; then cp "$work/agent-shim" "$ird/stasis-agent"
+  elif [[ -n "${AGENT:-}" ]]; then cp "$agent" "$ird/stasis-agent"; fi
   printf '%s' "$config" > "$ird/stasis-config.json"
   mknod "$ird/dev/console" c 5 1
   mkdir -p "$ird/etc" && echo 1700000000 > "$ird/etc/stasis-boot-epoch"
@@ -120,11 +159,16 @@ run() {
     -chardev "file,id=m,path=$work/milestones" -device isa-debugcon,iobase=0xf5,chardev=m \
     "${exit_dev[@]}" \
     -kernel "$kernel" -initrd "$work/initrd.cpio" "${drives[@]}" \
-    -append "console=ttyS0 8250.nr_uarts=2 quiet panic=-1 rdinit=/init" </dev/null 2>"$work/qemu.log" &
-  local qemu=$! rc i
+    -append "console=ttyS0 8250.nr_uarts=2 quiet panic=-1 rdinit=/init${APPEND:+ $APPEND}" </dev/null 2>"$work/qemu.log" &
+  local qemu=$! rc i idle=
   for (( i = 0; i < 1200; i++ )); do
     kill -0 "$qemu" 2>/dev/null || break
     if [[ -s "$work/exitbyte" ]]; then sleep 1; kill "$qemu"; break; fi
+    if [[ -n "${UNTIL_MILESTONE:-}" ]] && od -An -tu1 "$work/milestones" 2>/dev/null | grep -qw "$UNTIL_MILESTONE"; then
+      sleep 3
+      if kill -0 "$qemu" 2>/dev/null; then idle=1; fi
+      break
+    fi
     sleep 0.1
   done
   kill "$qemu" 2>/dev/null
@@ -132,7 +176,8 @@ run() {
   rc=$?
   set -e
   # The first byte is /init's; the kernel writes a 0 after it on power-off.
-  if [[ -s "$work/exitbyte" ]]; then status="$(od -An -tu1 -N1 "$work/exitbyte" | tr -d ' \n')"
+  if [[ -n "$idle" ]]; then status=idle
+  elif [[ -s "$work/exitbyte" ]]; then status="$(od -An -tu1 -N1 "$work/exitbyte" | tr -d ' \n')"
   elif (( rc & 1 )); then status=$(( rc >> 1 )); else status="qemu-rc-$rc"; fi
   milestones="$(od -An -tu1 "$work/milestones" | tr -d ' \n')"
   current="$name"
@@ -281,13 +326,41 @@ F {"error":"EINVAL","message":"clock_settime: Invalid argument"}
 F {"error":"EINVAL","message":"\\"realtimeNs\\" must be a decimal string of nanoseconds since the epoch, 0 to 9223372036854775807: Invalid argument"}
 '
 fi
+if want await; then
+  # No "cmd": the machine comes up, milestone 5, and /init waits.
+  AGENT=1 UNTIL_MILESTONE=5 run await-idle '{'"$cfg_root"'}'
+  expect "still waiting 3 s after milestone 5" status_is idle
+  expect "milestones 1, then 4 and 5, no 2" bash -c "[[ '$milestones' =~ ^1(45|54)\$ ]]"
+  expect "no error" bash -c "! grep -q 'stasis-init: error' '$work/err'"
+  # The whole way: start over vsock loopback from the driver (agent-shim.c).
+  AGENT=shim APPEND=stasis_test=start run await-start '{'"$cfg_root"'}'
+  expect "status 0" status_is 0
+  expect "the workload ran with its env and cwd, the image env, machine-id 0444, hostname, clock; no pipe fds" \
+    out_is $'from-start|/etc|image\n0123456789abcdef0123456789abcdef\n444\nstarted-1\n2027\n0 1 2 \n'
+  expect "milestones 1, 4 and 5, 2, 4 (restarted agent), 3" bash -c "[[ '$milestones' =~ ^1(45|54)243\$ ]]"
+  expect "before start: the machine's env, agent in await mode" err_has 'driver: O before:unset:image\nstasis-agent_--await-workload_'
+  expect "start answered" err_has 'driver: X {"code":0,"clockStepNs":"positive"}'
+  expect "after start: the workload's env" err_has 'driver: O after:from-start:image\n'
+  expect "a second start" err_has 'driver: F {"error":"EALREADY"'
+  expect "a restarted agent: the workload's env, no --await-workload" err_has 'driver: O restarted:from-start\nstasis-agent_'
+  AGENT=shim APPEND=stasis_test=bad-cwd run await-bad-cwd '{'"$cfg_root"'}'
+  expect "status 125" status_is 125
+  expect "message" err_has 'stasis-init: error: workload: chdir /nope: No such file or directory'
+  expect "milestones 1, 4 and 5 only" bash -c "[[ '$milestones' =~ ^1(45|54)\$ ]]"
+  AGENT=shim APPEND=stasis_test=agent-dies run await-agent-dies '{'"$cfg_root"'}'
+  expect "status 125" status_is 125
+  expect "message" err_has 'stasis-init: error: the agent ended without handing over a workload'
+  run await-no-agent '{'"$cfg_root"'}'
+  expect "status 125" status_is 125
+  expect "message" err_has 'stasis-init: error: /stasis-config.json has no "cmd" and there is no /stasis-agent to receive the workload'
+fi
 if want setup; then
   run bad-json '{"cmd":["a"],}'
   expect "status 125" status_is 125
   expect "message" err_has 'stasis-init: error: /stasis-config.json (byte 13): expected a string'
-  run no-cmd '{"env":{}}'
+  run env-without-cmd '{"env":{}}'
   expect "status 125" status_is 125
-  expect "message" err_has 'stasis-init: error: /stasis-config.json: "cmd" is required'
+  expect "message" err_has 'stasis-init: error: /stasis-config.json: "env" and "cwd" need "cmd"'
   run bad-root '{"cmd":["sh"],"root":"/dev/vdz"}'
   expect "status 125" status_is 125
   expect "message" err_has 'stasis-init: error: mount root /dev/vdz (ext4) on /.lower: No such file or directory'
