@@ -31,9 +31,9 @@ impl BusDevice for ExitPort {
 }
 
 /// Port 0xf5: a 1-byte write records a boot milestone: `1` /init started,
-/// `2` command started, `3` command exited, `4` agent listening.
-/// The highest milestone id docs/guest-contract.md defines.
-pub const MAX_MILESTONE: u8 = 4;
+/// `2` command started, `3` command exited, `4` agent listening, `5` /init
+/// waits for the workload. The highest milestone id docs/guest-contract.md defines.
+pub const MAX_MILESTONE: u8 = 5;
 
 pub struct MilestonePort {
     on_milestone: ByteHandler,
@@ -120,11 +120,12 @@ mod tests {
         exit.write(0, &[]);
         ms.write(0, &[1]);
         ms.write(0, &[4]);
-        ms.write(0, &[9]); // not a milestone
+        ms.write(0, &[5]);
+        ms.write(0, &[6]); // not a milestone
         let mut b = [0xffu8; 2];
         exit.read(0, &mut b);
         assert_eq!(b, [0, 0]);
-        assert_eq!(*seen.lock().unwrap(), vec![("exit", 3), ("ms", 1), ("ms", 4)]);
+        assert_eq!(*seen.lock().unwrap(), vec![("exit", 3), ("ms", 1), ("ms", 4), ("ms", 5)]);
     }
 
     #[test]
