@@ -30,3 +30,16 @@ void term_forward_to(pid_t pid)
 	if (pending)
 		kill(-pid, SIGTERM);
 }
+
+void term_interrupt_reads(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int term_requested(void)
+{
+	return pending;
+}

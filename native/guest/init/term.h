@@ -14,4 +14,12 @@ void term_install(void);
 /* From now on SIGTERM goes to the process group `pid`. */
 void term_forward_to(pid_t pid);
 
+/* While /init waits for its workload there is no command to keep a
+ * SIGTERM for: from now on a SIGTERM interrupts blocking reads (EINTR),
+ * and term_requested() tells the reader it was a stop request. */
+void term_interrupt_reads(void);
+
+/* A SIGTERM has arrived. */
+int term_requested(void);
+
 #endif

@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "report.h"
+#include "term.h"
 #include "util.h"
 
 #define MSG_MAX 1024
@@ -22,6 +24,15 @@ static void open_pipes(int workload[2], int answer[2])
 		if ((workload[i] = fd_move_above(workload[i], AGENT_ANSWER_FD + 1)) < 0 ||
 		    (answer[i] = fd_move_above(answer[i], AGENT_ANSWER_FD + 1)) < 0)
 			die_errno(errno, "pipe", NULL);
+}
+
+/* Asked to stop (the host's `shutdown`, a stop) before any workload came:
+ * end the VM as a command killed by SIGTERM would, instead of holding the
+ * signal for a command that may never come. */
+static _Noreturn void stop_idle(void)
+{
+	say_error("stopped before a workload arrived", NULL);
+	report_exit(128 + SIGTERM);
 }
 
 /* Reads fd to end of file into buf (cap bytes, NUL-terminated). The
@@ -40,6 +51,8 @@ static long read_to_eof(int fd, char *buf, size_t cap)
 		got = read(fd, buf + len, cap - 1 - len);
 		if (got == 0)
 			break;
+		if (got < 0 && errno == EINTR && term_requested())
+			stop_idle();
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
@@ -121,10 +134,14 @@ const struct config *workload_await(struct env *env)
 	 * never reach end of file should the agent die. */
 	close(workload[1]);
 	close(answer[0]);
+	term_interrupt_reads();
+	if (term_requested())
+		stop_idle();
 	report_milestone(MILESTONE_AWAITING_WORKLOAD);
 
 	len = read_to_eof(workload[0], text, sizeof text);
 	close(workload[0]);
+	term_install(); /* a workload is here: SIGTERM is kept for its command again */
 	if (len < 0 && errno == EFBIG)
 		refuse(answer[1], "workload: larger than 256 KiB", NULL);
 	if (len < 0)

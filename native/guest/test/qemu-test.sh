@@ -105,6 +105,8 @@ scenario=$(sed -n 's/.*stasis_test=\([a-z-]*\).*/\1/p' /proc/cmdline)
     c '{"op":"start","realtimeNs":"1800000000000000000","cmd":["true"],"cwd":"/nope"}' ;;
   agent-dies)
     kill -9 $PPID ;;
+  shutdown)
+    c '{"op":"shutdown"}' ;;
   esac
 } 2>&1 | sed 's/^/driver: /'
 SH
@@ -350,6 +352,11 @@ if want await; then
   AGENT=shim APPEND=stasis_test=agent-dies run await-agent-dies '{'"$cfg_root"'}'
   expect "status 125" status_is 125
   expect "message" err_has 'stasis-init: error: the agent ended without handing over a workload'
+  # The host stops an idle guest: `shutdown` signals /init, which ends the VM
+  # as a command killed by SIGTERM would, rather than hold the signal.
+  EXIT_VIA=debugcon AGENT=shim APPEND=stasis_test=shutdown run await-shutdown '{'"$cfg_root"'}'
+  expect "status 143" status_is 143
+  expect "message" err_has 'stasis-init: error: stopped before a workload arrived'
   run await-no-agent '{'"$cfg_root"'}'
   expect "status 125" status_is 125
   expect "message" err_has 'stasis-init: error: /stasis-config.json has no "cmd" and there is no /stasis-agent to receive the workload'
