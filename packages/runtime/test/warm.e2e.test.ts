@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { boot, listWarm, resolveBaseRootfs, type LogEvent, type VmHandle, type WarmLogEvent } from "@stasis/runtime";
+import { GUEST_TIME, parseGuestTimeNs } from "./support/counter.js";
 import { TEST_MEMORY_MIB, assertKvm, makeUserTarball, registryLeftovers, runDirs, runVmTests, usePrivateTmpdir } from "./support/vm-env.js";
 
 const MINUTE = 60_000;
@@ -104,7 +105,7 @@ describe.skipIf(!runVmTests)("warm boot", () => {
         runs.map(async (r) => {
           expect(warmEvents(r.events)).toEqual(["hit"]);
           const hostNs = BigInt(Date.now()) * 1_000_000n;
-          const guestNs = BigInt((await r.vm.exec("date +%s%N")).stdout.trim());
+          const guestNs = parseGuestTimeNs((await r.vm.exec(GUEST_TIME)).stdout);
           const after = BigInt(Date.now()) * 1_000_000n;
           // The guest clock lies between the host's before and after the exec (with a little slack for rounding).
           expect(guestNs >= hostNs - 50_000_000n && guestNs <= after + 50_000_000n).toBe(true);
