@@ -13,14 +13,13 @@
 //   pnpm bench:snapshot [--memory 256] [--touch-mib 100] [--forks 8]
 // Writes bench/results/snapshot-<timestamp>.json and prints a summary.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { loadRuntime, round, rss, writeResult } from "./lib.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const rt = await import(path.join(root, "packages/runtime/dist/index.js"));
+const rt = await loadRuntime();
 
 const { values: opt } = parseArgs({
   options: {
@@ -37,7 +36,6 @@ if (rt.detectKvm() === "none") {
   process.exit(1);
 }
 
-const round = (x, d = 1) => +x.toFixed(d);
 const work = mkdtempSync(path.join(os.tmpdir(), "stasis-bench-snap-"));
 const log = (...a) => console.error("bench:", ...a);
 
@@ -58,13 +56,6 @@ function benchImage(mib) {
   run("sh", ["-c", `gzip -1 < '${tmp}/img.tar' > '${out}.part' && mv '${out}.part' '${out}'`]);
   rmSync(tmp, { recursive: true, force: true });
   return out;
-}
-
-/** VmRSS, RssAnon, RssFile, RssShmem of a process, in KiB. */
-function rss(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? 0);
-  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile"), shmem: kib("RssShmem") };
 }
 
 /** Starts a bare VMM on `bundle` and resolves with its `restored` event's ms. */
@@ -194,10 +185,7 @@ const out = {
     restoresOfOneBundle: { perVmKiB: restoreRss, totalRssKiB: sum(restoreRss, "rss"), totalAnonKiB: sum(restoreRss, "anon") },
   },
 };
-const dir = path.join(root, "bench/results");
-mkdirSync(dir, { recursive: true });
-const file = path.join(dir, `snapshot-${out.at.replace(/[:.]/g, "-")}.json`);
-writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+const file = writeResult("snapshot", out);
 rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify(out, null, 2));
 console.error(`bench: wrote ${path.relative(root, file)}`);

@@ -12,14 +12,13 @@
 // are slow and every guest round trip costs; the VMM figures are exact.
 //   pnpm bench:warm [--memory 256] [--warm-boots 5] [--vms 8]
 // Writes bench/results/warm-<timestamp>.json and prints a summary.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { loadRuntime, round, rss, writeResult } from "./lib.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const rt = await import(path.join(root, "packages/runtime/dist/index.js"));
+const rt = await loadRuntime();
 
 const { values: opt } = parseArgs({
   options: {
@@ -36,18 +35,10 @@ if (rt.detectKvm() === "none") {
   process.exit(1);
 }
 
-const round = (x, d = 1) => +x.toFixed(d);
 const log = (...a) => console.error("bench:", ...a);
 const work = mkdtempSync(path.join(os.tmpdir(), "stasis-bench-warm-"));
 process.env.STASIS_WARM_DIR = path.join(work, "warm");
 const image = rt.resolveBaseRootfs();
-
-/** VmRSS, RssAnon, RssFile, RssShmem of a process, in KiB. */
-function rss(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? 0);
-  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile"), shmem: kib("RssShmem") };
-}
 
 /**
  * One foreground boot whose command prints a line and idles. Returns the
@@ -145,9 +136,6 @@ const out = {
     totalShmemKiB: sum("shmem"),
   },
 };
-const dir = path.join(root, "bench/results");
-mkdirSync(dir, { recursive: true });
-const file = path.join(dir, `warm-${out.at.replace(/[:.]/g, "-")}.json`);
-writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+const file = writeResult("warm", out);
 rmSync(work, { recursive: true, force: true });
 console.log(file);

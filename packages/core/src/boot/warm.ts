@@ -4,7 +4,6 @@
  * and waiting for its workload. The cache itself is ../warm/.
  */
 import { rmSync } from "node:fs";
-import type { KvmKind } from "../host/kvm.js";
 import { ErrorCode, isStasisError } from "../errors/index.js";
 import type { OnLog } from "../log/events.js";
 import type { SnapshotEngine } from "../snapshot/engine.js";
@@ -13,18 +12,8 @@ import { discardWarm, fillPath, lookupWarm, publishWarm, pruneWarm, warmKey, war
 import type { VmHandle } from "./handle.js";
 import type { BootOptions } from "./options.js";
 
-/** Everything that shapes the guest up to the point where it waits for its workload. */
-export interface WarmShape {
-  vmm: string;
-  kernel: string;
-  init: string;
-  agent: string;
-  image: string;
-  memoryMib: number;
-  cpus: number;
-  upperBytes: number;
-  kvm: KvmKind;
-}
+/** Everything that shapes the guest up to the point where it waits for its workload, but what the options add. */
+export type WarmShape = Omit<WarmInputs, "args" | "vmmEnv">;
 
 export interface WarmPlan {
   key: string;
