@@ -11,11 +11,24 @@ export const loadRuntime = () => import(path.join(root, "packages/runtime/dist/i
 
 export const round = (x, d = 1) => +x.toFixed(d);
 
-/** VmRSS, RssAnon, RssFile, RssShmem of a process, in KiB. */
+/**
+ * VmRSS, RssAnon, RssFile, RssShmem of a process, in KiB, and its PSS
+ * (pages shared with other processes counted by share: PSS adds up across
+ * processes to the memory they really hold together).
+ */
 export function rss(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? 0);
-  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile"), shmem: kib("RssShmem") };
+  const kibOf = (text) => (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
+  const status = kibOf(readFileSync(`/proc/${pid}/status`, "utf8"));
+  const rollup = kibOf(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+  return {
+    rss: status("VmRSS"),
+    anon: status("RssAnon"),
+    file: status("RssFile"),
+    shmem: status("RssShmem"),
+    pss: rollup("Pss"),
+    pssAnon: rollup("Pss_Anon"),
+    pssFile: rollup("Pss_File"),
+  };
 }
 
 /** Writes `out` (which has an `at` ISO time) to bench/results/<name>-<time>.json; returns the path. */

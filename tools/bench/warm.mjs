@@ -106,7 +106,8 @@ for (let i = 0; i < vms; i++) {
 const rows = idle.map((h) => ({ pid: h.pid, ...rss(h.pid) }));
 const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
 log(
-  `${vms} idle warm VMs: RSS ${round(sum("rss") / 1024)} MiB in total (anon ${round(sum("anon") / 1024)}, file ${round(sum("file") / 1024)}, shmem ${round(sum("shmem") / 1024)}); ` +
+  `${vms} idle warm VMs: RSS ${round(sum("rss") / 1024)} MiB summed (anon ${round(sum("anon") / 1024)}, file ${round(sum("file") / 1024)}, shmem ${round(sum("shmem") / 1024)}); ` +
+    `PSS ${round(sum("pss") / 1024)} MiB in total (anon ${round(sum("pssAnon") / 1024)}, file ${round(sum("pssFile") / 1024)}); ` +
     `the entry's touched guest memory ${round(touchedKiB / 1024)} MiB`,
 );
 for (const h of idle) await h.stop().catch(() => {});
@@ -134,6 +135,9 @@ const out = {
     totalAnonKiB: sum("anon"),
     totalFileKiB: sum("file"),
     totalShmemKiB: sum("shmem"),
+    totalPssKiB: sum("pss"),
+    totalPssAnonKiB: sum("pssAnon"),
+    totalPssFileKiB: sum("pssFile"),
   },
 };
 const file = writeResult("warm", out);
