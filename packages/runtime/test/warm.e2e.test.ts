@@ -169,7 +169,8 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(listWarm()).toHaveLength(2);
     setEnv("STASIS_WARM_CACHE_SIZE", "1");
     try {
-      const fresh = await bootOutput({ image: userTarball, cmd: ["/bin/true"], cpus: 2 });
+      const fresh = await bootOutput({ image: userTarball, cmd: ["/bin/sh", "-c", ":"], cpus: 2 });
+      expect(fresh.code).toBe(0);
       expect(fresh.warm).toEqual(["miss", "published"]);
     } finally {
       setEnv("STASIS_WARM_CACHE_SIZE", undefined);

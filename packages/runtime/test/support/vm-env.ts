@@ -96,15 +96,16 @@ export function makeUserTarball(marker: string): string {
 
 /**
  * Makes sure the warm cache holds an entry for each VM shape (image,
- * memory, cpus, …): one boot of each, running /bin/true. A shape already
- * cached costs a warm boot; a new one a cold boot that fills the cache.
+ * memory, cpus, …): one boot of each, running `sh -c :` (every test image
+ * has a shell; not every one has /bin/true). A shape already cached costs a
+ * warm boot; a new one a cold boot that fills the cache.
  */
 export async function primeWarmCache(shapes: BootOptions[]): Promise<void> {
   await Promise.all(
     shapes.map(async (s) => {
-      const vm = await boot({ ...s, cmd: ["/bin/true"], warm: true });
+      const vm = await boot({ ...s, cmd: ["/bin/sh", "-c", ":"], warm: true });
       const exit = await vm.wait();
-      if (exit.code !== 0) throw new Error(`priming the warm cache: /bin/true exited ${exit.code}`);
+      if (exit.code !== 0) throw new Error(`priming the warm cache of ${s.image}: the boot exited ${exit.code}`);
     }),
   );
 }
