@@ -47,20 +47,11 @@ export interface WarmFileRecord {
   sha256: string;
 }
 
-/** The inputs of an entry, human-readable (warm.json's `inputs`). */
-export interface WarmInputsRecord {
-  vmm: WarmFileRecord;
-  kernel: WarmFileRecord;
-  init: WarmFileRecord;
-  agent: WarmFileRecord;
-  image: WarmFileRecord;
-  memoryMib: number;
-  cpus: number;
-  upperBytes: number;
-  kvm: string;
-  args: string[];
-  vmmEnv: Record<string, string>;
-}
+/** The inputs that are files. */
+type FileInput = "vmm" | "kernel" | "init" | "agent" | "image";
+
+/** The inputs of an entry, human-readable (warm.json's `inputs`): each file as path, size and hash. */
+export type WarmInputsRecord = Omit<WarmInputs, FileInput> & Record<FileInput, WarmFileRecord>;
 
 const FILES = ["vmm", "kernel", "init", "agent", "image"] as const;
 
