@@ -148,7 +148,7 @@ describe.skipIf(!runVmTests)("freeze, thaw, fork (vmstate)", () => {
     const pids = (await vm.exec("cat /tmp/timer.pid /tmp/pipe.pid")).stdout.trim().split("\n");
     const live = await vm.exec(`kill -0 ${pids.join(" ")} && echo alive`);
     expect(live.stdout).toBe("alive\n");
-    const r = await vm.exec("a=$(cat /tmp/ticks); p=$(wc -l < /tmp/piped); sleep 3; echo $a $(cat /tmp/ticks) $p $(wc -l < /tmp/piped)");
+    const r = await vm.exec("a=$(wc -l < /tmp/ticks); p=$(wc -l < /tmp/piped); sleep 3; echo $a $(wc -l < /tmp/ticks) $p $(wc -l < /tmp/piped)");
     const [ticks0, ticks1, piped0, piped1] = r.stdout.trim().split(/\s+/).map(Number);
     expect(ticks1!).toBeGreaterThan(ticks0!);
     expect(piped1!).toBeGreaterThan(piped0!);

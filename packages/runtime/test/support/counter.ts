@@ -7,12 +7,14 @@
  * The timers wait with the shell's own `read -t` on a FIFO nobody writes:
  * spawning `sleep` every second costs a guest about half a core here
  * (process creation runs emulated), and the tests run several VMs at once.
+ * Both timers append a line per tick, so a reader counting lines never sees
+ * the empty file a truncating rewrite leaves for an instant.
  * "quit <status>" ends the workload with that status.
  */
 export const COUNTER_SCRIPT = `
 mkfifo /tmp/req /tmp/resp /tmp/never
 exec 3>>/tmp/open-file.log
-( t=0; while :; do t=$((t+1)); echo $t > /tmp/ticks; read -t 1 x <> /tmp/never; done ) &
+( while :; do echo tick >> /tmp/ticks; read -t 1 x <> /tmp/never; done ) &
 echo $! > /tmp/timer.pid
 ( while :; do echo tick; read -t 1 x <> /tmp/never; done ) | ( while read l; do echo "$l" >> /tmp/piped; done ) &
 echo $! > /tmp/pipe.pid
