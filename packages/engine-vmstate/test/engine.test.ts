@@ -280,7 +280,7 @@ describe("vmstate restore", () => {
     // Host time + half a ping round trip: within a second of the fake's clock here.
     expect(Math.abs(Number(BigInt(t[0]!.realtimeNs) / 1_000_000n) - t[0]!.hostNowMs)).toBeLessThan(1000);
     expect(phases.map((p) => p.kind)).toEqual(["restore"]);
-    expect([...phases[0]!.phases.keys()]).toEqual(expect.arrayContaining(["disk-copy", "spawn", "handover.ping", "handover.thaw"]));
+    expect([...phases[0]!.phases.keys()]).toEqual(expect.arrayContaining(["disk-copy", "spawn", "ready", "ready.vmm", "handover.ping", "handover.ping.rtt", "handover.thaw"]));
     await new Promise((r) => setTimeout(r, 50));
     expect(Buffer.concat(out).toString()).toContain("restored counter=2");
     await vm.kill();

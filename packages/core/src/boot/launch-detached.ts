@@ -15,7 +15,7 @@ import { collectEntry } from "../registry/gc.js";
 import { bootSnapshotPath, detachedLogRoot } from "../registry/paths.js";
 import { AttachedVmHandle } from "./attach.js";
 import type { VmHandle } from "./handle.js";
-import { waitReady } from "./launch-ready.js";
+import { timedWaitReady } from "./launch-ready.js";
 import { execLog, registerSpawned, type LaunchPlan, type NotReady } from "./launch-plan.js";
 
 export { MILESTONE_AGENT_READY } from "./launch-ready.js";
@@ -75,7 +75,7 @@ export async function launchDetached(plan: LaunchPlan): Promise<VmHandle> {
   }
 
   const report = child.stdio[3] as Readable;
-  const ready = await waitReady(report, exited, plan.readiness, plan.readyTimeoutMs);
+  const ready = await timedWaitReady(plan.phases, report, exited, plan.readiness, plan.readyTimeoutMs);
   report.destroy();
   if (!ready.ok) {
     try {

@@ -11,7 +11,7 @@ import { removeEntry, writeEntry, type RegistryEntry } from "../registry/entry.j
 import { releaseName } from "../registry/names.js";
 import { trackVm } from "./cleanup.js";
 import { VmProcessHandle, type VmHandle } from "./handle.js";
-import { waitReady } from "./launch-ready.js";
+import { timedWaitReady } from "./launch-ready.js";
 import { cleanupPathsOf, execLog, registerSpawned, type LaunchMode, type LaunchPlan } from "./launch-plan.js";
 import { notReadyError } from "./launch-detached.js";
 
@@ -68,7 +68,7 @@ export async function launchForeground(plan: LaunchPlan, mode: LaunchMode): Prom
   // the guest waits for it; a restore once the VMM says the vCPUs run, so
   // its failures are reported here.
   if (plan.readiness !== "agent") {
-    const ready = await waitReady(report, exited, plan.readiness, plan.readyTimeoutMs);
+    const ready = await timedWaitReady(plan.phases, report, exited, plan.readiness, plan.readyTimeoutMs);
     const endedDuringBoot = !ready.ok && plan.readiness === "workload" && ready.vmmExited === true;
     if (!ready.ok && !endedDuringBoot) {
       await handle.kill();

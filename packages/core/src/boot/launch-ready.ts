@@ -1,5 +1,6 @@
 /** Waiting for a fresh VMM to be up, as its report descriptor tells it (docs/guest-contract.md, docs/vmstate.md). */
 import type { Readable } from "node:stream";
+import type { PhaseTimer } from "../log/events.js";
 import type { Readiness } from "./launch-plan.js";
 import { ReportReader, type VmmFailure, type VmmReport } from "./vmm-report.js";
 
@@ -8,7 +9,7 @@ export const MILESTONE_AGENT_READY = 4;
 /** Milestone /init writes once the machine is up and it waits for the workload. */
 export const MILESTONE_AWAITING_WORKLOAD = 5;
 
-export type ReadyOutcome = { ok: true } | { ok: false; why: string; vmmError?: VmmFailure; vmmExited?: boolean };
+export type ReadyOutcome = { ok: true; report: VmmReport } | { ok: false; why: string; vmmError?: VmmFailure; vmmExited?: boolean };
 
 function seen(report: VmmReport, id: number): boolean {
   return report.milestones.some((m) => m.id === id);
@@ -48,7 +49,7 @@ export function waitReady(
     };
     const onData = (c: Buffer) => {
       reader.push(c);
-      if (isReady(reader.report, readiness)) done({ ok: true });
+      if (isReady(reader.report, readiness)) done({ ok: true, report: reader.report });
     };
     report.on("data", onData);
     report.on("error", () => {});
@@ -58,7 +59,7 @@ export function waitReady(
       await Promise.race([streamClosed, new Promise((r) => setTimeout(r, 500))]);
       if (settled) return;
       reader.end();
-      if (isReady(reader.report, readiness)) return done({ ok: true });
+      if (isReady(reader.report, readiness)) return done({ ok: true, report: reader.report });
       const err = reader.report.error;
       done({
         ok: false,
@@ -68,4 +69,20 @@ export function waitReady(
       });
     });
   });
+}
+
+/**
+ * Waits as waitReady does and records how long that took as the `ready`
+ * phase, plus, for a restore, the VMM's own start → vCPUs running time
+ * (`ready.vmm`): the difference is process start-up and the report pipe.
+ */
+export async function timedWaitReady(
+  phases: PhaseTimer,
+  ...args: Parameters<typeof waitReady>
+): Promise<ReadyOutcome> {
+  const t0 = performance.now();
+  const ready = await waitReady(...args);
+  phases.record("ready", performance.now() - t0);
+  if (ready.ok && ready.report.restored) phases.record("ready.vmm", ready.report.restored.ms);
+  return ready;
 }
