@@ -77,6 +77,14 @@ describe("VsockExec.run", () => {
     expect((err as { retryable: boolean }).retryable).toBe(true);
   });
 
+  it("a hostile failure frame cannot reach the host's output raw: controls escaped, length capped, odd names replaced", async () => {
+    agent.behaviour = (s) => s.fail("bad\u001b[2Jname", `\u001b]0;owned\u0007\nfake line${"x".repeat(5000)}`);
+    const message = String(((await rejection(VsockExec.run(agent.udsPath, "true"))) as Error).message);
+    expect(message).toContain("EGUEST: \\x1b]0;owned\\x07\\x0afake line");
+    expect(message).not.toMatch(/[\u0000-\u001f]/);
+    expect(message.length).toBeLessThan(1000);
+  });
+
   describe("stdin", () => {
     it("is /dev/null without the option", async () => {
       const r = await VsockExec.run(agent.udsPath, "cat; echo done");

@@ -8,6 +8,7 @@ import type { Readable, Writable } from "node:stream";
 import { ErrorCode, ExecError, type StasisError } from "../errors/index.js";
 import { abortError } from "./abort.js";
 import type { AgentSocket } from "./bridge.js";
+import { guestErrorName, guestText } from "../util/guest-text.js";
 import {
   AGENT_FRAME_TYPES,
   FrameDecoder,
@@ -88,10 +89,12 @@ function parseExit(payload: Buffer): AgentExit {
   return signal === undefined ? { code, info } : { code, signal, info };
 }
 
+/** The guest's words end up in host error messages: made safe to print here, once. */
 function parseFailure(payload: Buffer): AgentFailure {
   const obj = parseJsonPayload("F", payload);
   if (typeof obj.error !== "string") throw protocol("the failure frame has no error name");
-  return { error: obj.error, message: typeof obj.message === "string" ? obj.message : obj.error };
+  const error = guestErrorName(obj.error);
+  return { error, message: typeof obj.message === "string" ? guestText(obj.message) : error };
 }
 
 export class AgentSession {
