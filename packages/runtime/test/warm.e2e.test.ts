@@ -6,7 +6,7 @@
  * entry is discarded and refilled; `warm: false` leaves the cache alone;
  * the size bound evicts the least recently used entry.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -137,15 +137,16 @@ describe.skipIf(!runVmTests)("warm boot", () => {
     expect(statSync(path.join(entry!.dir, "last-used")).mtimeMs).toBe(usedBefore);
   }, 10 * MINUTE);
 
-  it("two boots filling one new key at once both run; one entry results and the next boot uses it (W5)", async () => {
+  it("two boots of one new shape at once: one fills, the other waits for its entry and restores it (W5)", async () => {
     const shape = { image: userTarball, cmd: ["/bin/sh", "-c", "cat /marker"] };
     const [a, b] = await Promise.all([bootOutput(shape), bootOutput(shape)]);
     for (const r of [a, b]) {
       expect(r.out).toBe("warm-user-tarball\n");
       expect(r.code).toBe(0);
     }
-    // Both booted cold (the cache had no entry for this image); one published, the other found it taken.
-    expect([a.warm, b.warm].map((w) => w.join(",")).sort()).toEqual(["miss,lost", "miss,published"]);
+    // The cache had no entry for this image: the first boot claimed the fill and booted cold; the second waited.
+    expect([a.warm, b.warm].map((w) => w.join(",")).sort()).toEqual(["miss,published", "waiting,hit"]);
+    expect(readdirSync(warmDir).filter((n) => n.startsWith(".claim-"))).toEqual([]);
     expect(listWarm().filter((e) => e.inputs.image.path === userTarball)).toHaveLength(1);
     const third = await bootOutput(shape);
     expect(third.warm).toEqual(["hit"]);

@@ -17,6 +17,7 @@ import { guestIdentity } from "./guest-identity.js";
 import type { VmHandle } from "./handle.js";
 import { PVM_DEFAULT_MEMORY_MIB } from "./memory.js";
 import { checkImage, resolveCommand, resolveCpus, resolveMemory, resolveTimeout, type BootOptions } from "./options.js";
+import { claimFill, waitForFill, type FillClaim } from "../warm/index.js";
 import { dropWarm, findWarm, isEntryProblem, warmPlan, warmRefusal, type WarmPlan } from "./warm.js";
 
 const GiB = 1024 ** 3;
@@ -35,6 +36,12 @@ function noticeColdFill(kvm: KvmKind): void {
   if (!process.stderr.isTTY || process.env.STASIS_QUIET === "1") return;
   const here = kvm === "pvm" ? " (about half a minute on this host)" : "";
   process.stderr.write(`stasis: first boot of this image and VM shape: booting cold${here}, then caching it so later boots restore in a moment\n`);
+}
+
+/** On a terminal, say why this boot waits: another boot is filling the cache entry it needs. */
+function noticeWaitingForFill(pid: number): void {
+  if (!process.stderr.isTTY || process.env.STASIS_QUIET === "1") return;
+  process.stderr.write(`stasis: another boot (process ${pid}) is caching this image and VM shape; waiting for it instead of booting cold too\n`);
 }
 
 /** The engine a booting VM will snapshot with; undefined when none applies (no default installed). */
@@ -123,27 +130,61 @@ function planWarm(r: ResolvedBoot, opts: BootOptions, phases: PhaseTimer): WarmP
   );
 }
 
-export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
-  const phases = new PhaseTimer("boot");
-  const r = resolveBoot(opts, phases);
-  const warm = planWarm(r, opts, phases);
-  if (warm) {
+/**
+ * A warm VM from the cache, or the claim to fill the key by booting cold.
+ * When another boot is filling the key, waits for its entry (rather than
+ * booting cold beside it) up to the default readiness bound; past that,
+ * or when a fill could not be claimed, the boot goes cold without a claim
+ * (publishing stays safe: one entry wins).
+ */
+async function warmOrClaim(warm: WarmPlan, r: ResolvedBoot, opts: BootOptions, phases: PhaseTimer): Promise<{ handle: VmHandle } | { claim?: FillClaim }> {
+  const deadline = Date.now() + (resolveTimeout(undefined, r.kvm) ?? 0);
+  let waitedMs = 0;
+  for (;;) {
     const entry = phases.time("warm.lookup", () => findWarm(warm));
     if (entry) {
       try {
         const handle = await bootWarm(entry, r, opts, phases);
         opts.onLog?.({ source: "warm", event: "hit", key: warm.key });
         opts.onLog?.(phases.event());
-        return handle;
+        return { handle };
       } catch (err) {
         if (!isEntryProblem(err)) throw err;
         dropWarm(entry, err, opts.onLog);
       }
     }
+    const claimed = claimFill(warm.key);
+    if ("claim" in claimed) return { claim: claimed.claim };
+    if (Date.now() >= deadline) return {};
+    if (waitedMs === 0) {
+      opts.onLog?.({ source: "warm", event: "waiting", key: warm.key, message: `process ${claimed.heldBy.pid} is filling this entry` });
+      noticeWaitingForFill(claimed.heldBy.pid);
+    }
+    const t0 = performance.now();
+    const outcome = await waitForFill(warm.key, { timeoutMs: deadline - Date.now() });
+    waitedMs += performance.now() - t0;
+    phases.record("warm.wait", waitedMs);
+    if (outcome === "timeout") return {};
+  }
+}
+
+export async function boot(opts: BootOptions = {}): Promise<VmHandle> {
+  const phases = new PhaseTimer("boot");
+  const r = resolveBoot(opts, phases);
+  const warm = planWarm(r, opts, phases);
+  let claim: FillClaim | undefined;
+  if (warm) {
+    const got = await warmOrClaim(warm, r, opts, phases);
+    if ("handle" in got) return got.handle;
+    claim = got.claim;
     opts.onLog?.({ source: "warm", event: "miss", key: warm.key });
     noticeColdFill(r.kvm);
   }
-  const handle = await bootCold(r, opts, phases, warm);
-  opts.onLog?.(phases.event());
-  return handle;
+  try {
+    const handle = await bootCold(r, opts, phases, warm && { ...warm, ...(claim ? { claim } : {}) });
+    opts.onLog?.(phases.event());
+    return handle;
+  } finally {
+    claim?.release();
+  }
 }

@@ -8,7 +8,7 @@ import { ErrorCode, isStasisError } from "../errors/index.js";
 import type { OnLog } from "../log/events.js";
 import type { SnapshotEngine } from "../snapshot/engine.js";
 import { readMeta, writeMeta } from "../snapshot/meta.js";
-import { discardWarm, fillPath, lookupWarm, publishWarm, pruneWarm, warmKey, warmMaxBytes, type WarmHit, type WarmInputs } from "../warm/index.js";
+import { discardWarm, fillPath, lookupWarm, publishWarm, pruneWarm, warmKey, warmMaxBytes, type FillClaim, type WarmHit, type WarmInputs } from "../warm/index.js";
 import type { VmHandle } from "./handle.js";
 import type { BootOptions } from "./options.js";
 
@@ -18,6 +18,8 @@ export type WarmShape = Omit<WarmInputs, "args" | "vmmEnv">;
 export interface WarmPlan {
   key: string;
   inputs: WarmInputs;
+  /** This boot's claim on filling the key, given up once the fill is done. */
+  claim?: FillClaim;
 }
 
 /** Why a boot cannot be warm, or undefined when it can. */
@@ -81,5 +83,8 @@ export async function fillWarm(vm: VmHandle, plan: WarmPlan, onLog: OnLog | unde
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     onLog?.({ source: "warm", event: "fill-failed", key: plan.key, message: (err as Error)?.message ?? String(err) });
+  } finally {
+    // Boots waiting for this entry go on now: it is published, or it will not be.
+    plan.claim?.release();
   }
 }

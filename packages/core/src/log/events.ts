@@ -20,10 +20,11 @@ export interface WarmLogEvent {
   /**
    * hit: restored from the cache; miss: booting cold, will fill; published /
    * lost: this boot's snapshot became the entry / another boot's did first;
+   * waiting: another boot is filling the entry, this one waits for it (message: which process);
    * discarded: a bad entry was removed (message says why); fill-failed: the
    * VM runs on, uncached (message says why).
    */
-  event: "hit" | "miss" | "published" | "lost" | "discarded" | "fill-failed";
+  event: "hit" | "miss" | "waiting" | "published" | "lost" | "discarded" | "fill-failed";
   key: string;
   message?: string;
 }

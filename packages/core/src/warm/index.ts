@@ -20,3 +20,5 @@ export {
 export { resolveWarmKeys, removeWarm, allWarmKeys } from "./remove.js";
 export { warmMaxBytes, parseWarmSize, DEFAULT_WARM_MAX_BYTES, WARM_SIZE_FORMS } from "./size.js";
 export { WarmError } from "./errors.js";
+export { claimFill, type FillClaim, type ClaimHolder, type ClaimOutcome } from "./fill-claim.js";
+export { waitForFill, type FillWaitOutcome, type FillWaitOptions } from "./fill-wait.js";

@@ -6,6 +6,7 @@
  *   .fill-<key>-<pid>-<n>            a fill in progress (plus the snapshot
  *   ..fill-<key>-<pid>-<n>.partial-* engine's staging leftovers beside it)
  *   .trash-<name>-<pid>-<rand>   a removal in progress
+ *   .claim-<key>                 a boot filling <key> (fill-claim.ts)
  *   .hashes/                     the sha256 memo of the key's input files
  *
  * Any other name is ignored.
@@ -73,6 +74,15 @@ export function parseFillName(name: string): { key: string; pid: number } | unde
 }
 
 export const TRASH_PREFIX = ".trash-";
+
+export const CLAIM_PREFIX = ".claim-";
+
+/** The key a `.claim-<key>` file claims. */
+export function parseClaimName(name: string): string | undefined {
+  if (!name.startsWith(CLAIM_PREFIX)) return undefined;
+  const key = name.slice(CLAIM_PREFIX.length);
+  return isWarmKey(key) ? key : undefined;
+}
 
 /** The name of whatever a `.trash-<name>-<pid>-<rand>` was, when it was an entry or a fill. */
 export function parseTrashName(name: string): string | undefined {

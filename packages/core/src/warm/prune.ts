@@ -1,12 +1,13 @@
 /**
- * Keeping the cache within its bound: leftovers first (trash, fills of
- * processes that are gone, damaged entries), then entries least recently
+ * Keeping the cache within its bound: leftovers first (trash, fills and fill
+ * claims of processes that are gone, damaged entries), then entries least recently
  * used first until the total is at most maxBytes. Safe to run from several
  * processes at once: an entry someone else removed meanwhile counts as
  * removed, so concurrent prunes do not remove more than one would.
  */
 import { isRunning } from "../registry/process-identity.js";
 import { discardIfSame, discardWarm, removeTree } from "./discard.js";
+import { isHolderAlive, readClaim } from "./fill-claim.js";
 import { checkKey, parseTrashName, warmRoot } from "./paths.js";
 import { byLeastRecentlyUsed, scanWarm } from "./scan.js";
 import { CacheUsage, treeBytes, treeInodes } from "./usage.js";
@@ -50,6 +51,11 @@ function removeLeftovers(scan: ReturnType<typeof scanWarm>): WarmRemoval[] {
     const bytes = treeBytes(f.dir);
     removeTree(f.dir);
     removed.push({ key: f.key, dir: f.dir, bytes, why: "stale-fill" });
+  }
+  // A claim of a process that is gone holds nothing (and frees no space: not reported).
+  for (const c of scan.claims) {
+    const holder = readClaim(c.file);
+    if (!holder || !isHolderAlive(holder)) removeTree(c.file);
   }
   for (const d of scan.damaged) {
     const bytes = treeBytes(d.dir);

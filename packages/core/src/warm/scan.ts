@@ -1,8 +1,8 @@
-/** One pass over the cache root: entries, damaged entries, fills and trash. Garbage is ignored. */
+/** One pass over the cache root: entries, damaged entries, fills, trash and fill claims. Garbage is ignored. */
 import { lstatSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { lastUsedMs } from "./lookup.js";
-import { MEMO_DIR, STATE_FILE, TRASH_PREFIX, isWarmKey, parseFillName } from "./paths.js";
+import { MEMO_DIR, STATE_FILE, TRASH_PREFIX, isWarmKey, parseClaimName, parseFillName } from "./paths.js";
 import { readRecord, type WarmRecord } from "./record.js";
 
 export interface ScannedEntry {
@@ -18,10 +18,12 @@ export interface Scan {
   damaged: { key: string; dir: string; ino: number }[];
   fills: { name: string; dir: string; key: string; pid: number }[];
   trash: { name: string; dir: string }[];
+  /** Fill claims (fill-claim.ts), live or not. */
+  claims: { key: string; file: string }[];
 }
 
 export function scanWarm(root: string): Scan {
-  const scan: Scan = { entries: [], damaged: [], fills: [], trash: [] };
+  const scan: Scan = { entries: [], damaged: [], fills: [], trash: [], claims: [] };
   let names: string[];
   try {
     names = readdirSync(root);
@@ -33,6 +35,11 @@ export function scanWarm(root: string): Scan {
     const dir = path.join(root, name);
     if (name.startsWith(TRASH_PREFIX)) {
       scan.trash.push({ name, dir });
+      continue;
+    }
+    const claimed = parseClaimName(name);
+    if (claimed) {
+      scan.claims.push({ key: claimed, file: dir });
       continue;
     }
     const fill = parseFillName(name);
