@@ -8,6 +8,7 @@
 #include "envp.h"
 #include "machineid.h"
 #include "opts.h"
+#include "steps.h"
 #include "thaw.h"
 
 /* NULL when the request is valid (t filled in), else why not. */
@@ -90,7 +91,7 @@ static bool take_environment(char *answer, size_t len)
 }
 
 /* /init's answer: `V` + environment or `E` + why it refused. */
-static void answered(struct session *s, char *answer, size_t len, int64_t step)
+static void answered(struct session *s, char *answer, size_t len, int64_t step, const struct steps *st)
 {
 	if (len > 0 && answer[0] == 'E') {
 		send_fail(s, EINVAL, len > 1 ? answer + 1 : "/init refused the workload");
@@ -99,7 +100,7 @@ static void answered(struct session *s, char *answer, size_t len, int64_t step)
 	} else if (answer[0] != 'V' || !take_environment(answer, len)) {
 		send_fail(s, EIO, "malformed answer from /init");
 	} else {
-		thaw_send_done(s, step);
+		thaw_send_done(s, step, st);
 		return; /* the environment lives on in the answer */
 	}
 	free(answer);
@@ -111,9 +112,11 @@ void start_request(struct session *s, const struct request *r)
 	const char *bad, *what;
 	char *workload, *answer = NULL;
 	size_t len, answer_len = 0;
+	struct steps st;
 	int64_t step;
 	int err;
 
+	steps_begin(&st);
 	if (!opts.await_workload) {
 		send_fail(s, ENOTSUP, "start: the agent is not in await mode (/init had the workload)");
 		return;
@@ -132,15 +135,21 @@ void start_request(struct session *s, const struct request *r)
 		send_fail(s, ENOMEM, "start");
 		return;
 	}
+	steps_mark(&st, "validate");
 	err = thaw_apply(&t, &step, &what);
 	thaw_forget(&t);
-	if (!err && r->machine_id)
+	steps_mark(&st, "thaw");
+	if (!err && r->machine_id) {
 		err = machine_id_write(r->machine_id, &what);
-	if (!err)
+		steps_mark(&st, "machine-id");
+	}
+	if (!err) {
 		err = await_handoff(workload, len, &answer, &answer_len, &what);
+		steps_mark(&st, "handoff");
+	}
 	free(workload);
 	if (err)
 		send_fail(s, err, what);
 	else
-		answered(s, answer, answer_len, step);
+		answered(s, answer, answer_len, step, &st);
 }

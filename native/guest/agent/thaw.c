@@ -242,13 +242,15 @@ void thaw_forget(struct thaw *t)
 	explicit_bzero(&t->seed, sizeof t->seed);
 }
 
-void thaw_send_done(struct session *s, int64_t step_ns)
+void thaw_send_done(struct session *s, int64_t step_ns, const struct steps *st)
 {
 	struct jw w = { .len = 0 };
 
 	jw_raw(&w, "{\"code\":0,\"clockStepNs\":\"");
 	jw_int(&w, step_ns);
-	jw_raw(&w, "\"}");
+	jw_raw(&w, "\"");
+	steps_json(&w, st);
+	jw_raw(&w, "}");
 	send_json(s, 'X', &w);
 	s->phase = PH_DONE;
 }
@@ -257,9 +259,11 @@ void thaw_request(struct session *s, const struct request *r)
 {
 	struct thaw t;
 	const char *bad = thaw_validate(r, &t), *what;
+	struct steps st;
 	int64_t step;
 	int err;
 
+	steps_begin(&st);
 	if (bad) {
 		thaw_forget(&t);
 		send_fail(s, EINVAL, bad);
@@ -267,8 +271,9 @@ void thaw_request(struct session *s, const struct request *r)
 	}
 	err = thaw_apply(&t, &step, &what);
 	thaw_forget(&t);
+	steps_mark(&st, "thaw");
 	if (err)
 		send_fail(s, err, what);
 	else
-		thaw_send_done(s, step);
+		thaw_send_done(s, step, &st);
 }

@@ -11,6 +11,7 @@
 
 #include "request.h"
 #include "session.h"
+#include "steps.h"
 
 #define THAW_SEED_MAX 512
 
@@ -44,8 +45,9 @@ void thaw_forget(struct thaw *t);
 /* --thaw-log: appends n bytes of text to the log. 0 or an errno. */
 int thaw_log_append(const char *text, size_t n);
 
-/* Queues `X {"code":0,"clockStepNs":"<step>"}` and ends the session's work. */
-void thaw_send_done(struct session *s, int64_t step_ns);
+/* Queues `X {"code":0,"clockStepNs":"<step>","guestUs":{…}}` (the step
+ * timings when st has any) and ends the session's work. */
+void thaw_send_done(struct session *s, int64_t step_ns, const struct steps *st);
 
 /* Validates every field first (F EINVAL, nothing changed, when one is
  * bad), then applies them. Queues `X` with the clock step, or `F` naming

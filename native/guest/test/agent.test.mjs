@@ -560,7 +560,9 @@ test("thaw: clock, seed and hostname, and the clock step", async () => {
   const target = nowNs() + 5_000_000_000n;
   let r = await thaw({ realtimeNs: String(target), seed: seedOf(32), hostname: "fork-1.example" });
   assert.equal(r.types, "X");
-  assert.deepEqual(Object.keys(r.exit), ["code", "clockStepNs"]);
+  assert.deepEqual(Object.keys(r.exit), ["code", "clockStepNs", "guestUs"]);
+  assert.deepEqual(Object.keys(r.exit.guestUs), ["thaw"]);
+  assert.ok(Number.isInteger(r.exit.guestUs.thaw) && r.exit.guestUs.thaw >= 0);
   assert.equal(r.exit.code, 0);
   assert.match(r.exit.clockStepNs, /^\d+$/);
   // Against the agent's clock, read after ours: at most the 5 s.
@@ -731,7 +733,9 @@ test("start: thaw steps, machine-id, the workload to /init, its environment for 
   a.answer(answerV(["PATH=/usr/local/bin:/usr/bin:/bin", "A=1", "WL=x y=z", "EMPTY="]));
   r = await c.all();
   assert.equal(r.types, "X");
-  assert.deepEqual(Object.keys(r.exit), ["code", "clockStepNs"]);
+  assert.deepEqual(Object.keys(r.exit), ["code", "clockStepNs", "guestUs"]);
+  assert.deepEqual(Object.keys(r.exit.guestUs), ["validate", "thaw", "machine-id", "handoff"]);
+  for (const us of Object.values(r.exit.guestUs)) assert.ok(Number.isInteger(us) && us >= 0);
   const step = BigInt(r.exit.clockStepNs);
   assert.ok(step <= 2_000_000_000n && step > 0n, `step ${step}`);
   assert.equal(a.log(), `clock ${target}\nseed 32\nhostname vm-1\nmachine-id ${MACHINE_ID}\n`);

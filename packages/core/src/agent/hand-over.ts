@@ -69,6 +69,8 @@ export async function handOverGuest(udsPath: string, phases: PhaseTimer, h: Hand
   const reply = h.workload
     ? await startGuest(udsPath, { ...thaw, workload: h.workload, ...(h.machineId !== undefined ? { machineId: h.machineId } : {}) })
     : await thawGuest(udsPath, thaw);
-  phases.record(h.workload ? "handover.start" : "handover.thaw", performance.now() - t0);
+  const phase = h.workload ? "handover.start" : "handover.thaw";
+  phases.record(phase, performance.now() - t0);
+  for (const [step, ms] of reply.guestSteps) phases.record(`${phase}.guest.${step}`, ms);
   return reply;
 }

@@ -7,7 +7,7 @@
  */
 import { BootError, ErrorCode } from "../errors/index.js";
 import { callAgentOp, type AgentOpOptions } from "./op-call.js";
-import { clockStepOf, type ThawReply, type ThawRequest } from "./thaw.js";
+import { clockStepOf, guestStepsOf, type ThawReply, type ThawRequest } from "./thaw.js";
 
 /** What the guest runs: already validated and merged with the image's config. */
 export interface GuestWorkload {
@@ -40,5 +40,5 @@ export async function startGuest(udsPath: string, req: StartRequest, opts: Agent
   if (req.machineId !== undefined) request.machineId = req.machineId;
   const exit = await callAgentOp(udsPath, "start", request, opts, workloadRefused);
   if (exit.code !== 0) throw new BootError(ErrorCode.BOOT_WORKLOAD_REFUSED, `the guest failed start (status ${exit.code})`);
-  return { clockStepNs: clockStepOf(exit.info) };
+  return { clockStepNs: clockStepOf(exit.info), guestSteps: guestStepsOf(exit.info) };
 }

@@ -22,6 +22,28 @@ export interface ThawRequest {
 export interface ThawReply {
   /** How far the guest clock moved (new − old), ns. */
   clockStepNs: bigint;
+  /** The guest's own timing of the op's steps, ms by step name (the agent's `guestUs`); empty when it sent none. */
+  guestSteps: Map<string, number>;
+}
+
+const MAX_GUEST_STEPS = 8;
+
+/**
+ * The reply's `guestUs` as ms by step. It crosses from the guest: only
+ * short lowercase names and whole, plausible microsecond counts are taken,
+ * at most eight of them.
+ */
+export function guestStepsOf(info: Record<string, unknown>): Map<string, number> {
+  const steps = new Map<string, number>();
+  const raw = info.guestUs;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return steps;
+  for (const [name, us] of Object.entries(raw)) {
+    if (steps.size >= MAX_GUEST_STEPS) break;
+    if (!/^[a-z][a-z-]{0,31}$/.test(name)) continue;
+    if (typeof us !== "number" || !Number.isSafeInteger(us) || us < 0 || us > 3_600_000_000) continue;
+    steps.set(name, us / 1000);
+  }
+  return steps;
 }
 
 /** One `ping` round trip once connected; returns its duration in ms (connecting is not counted). */
@@ -58,5 +80,5 @@ export async function thawGuest(udsPath: string, req: ThawRequest, opts: AgentOp
   if (req.hostname !== undefined) request.hostname = req.hostname;
   const exit = await callAgentOp(udsPath, "thaw", request, opts, thawRefused);
   if (exit.code !== 0) throw new SnapshotError(ErrorCode.SNAPSHOT_THAW_FAILED, `the guest agent failed thaw (status ${exit.code})`);
-  return { clockStepNs: clockStepOf(exit.info) };
+  return { clockStepNs: clockStepOf(exit.info), guestSteps: guestStepsOf(exit.info) };
 }
