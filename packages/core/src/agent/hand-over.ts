@@ -14,8 +14,10 @@ import { pingAgent, thawGuest, type ThawReply } from "./thaw.js";
 /** Bytes of fresh entropy per hand-over (the agent takes 16..512). */
 export const HANDOVER_SEED_BYTES = 64;
 
-/** How long a guest gets to answer its first ping. */
-export const FIRST_PING_DEADLINE_MS = 30_000;
+/** How long a guest gets to answer its first ping, all attempts together. */
+export const FIRST_PING_DEADLINE_MS = 60_000;
+/** The first attempt's own limit; it doubles after each attempt that ran out. */
+export const FIRST_PING_ATTEMPT_MS = 5_000;
 
 export interface HostClock {
   /** Host wall clock, ns since the epoch. */
@@ -37,17 +39,25 @@ export interface HandOver {
 
 /**
  * A restored guest resets every vsock stream it had, and one opened while
- * it is still doing so (the VMM holds new streams for a while, not
- * forever) is reset too: retry until the deadline.
+ * it is still doing so is reset too: the VMM holds new streams back until
+ * the guest is done, but not forever (docs/vmstate.md). Such a stream is
+ * dropped with an error, or — when the guest reset it on its side only —
+ * goes silent. Either way, retry on a new stream until the deadline; each
+ * attempt has its own limit, so a silent stream costs seconds, not the
+ * whole deadline.
  */
 async function firstPing(udsPath: string): Promise<number> {
   const deadline = Date.now() + FIRST_PING_DEADLINE_MS;
+  let attemptMs = FIRST_PING_ATTEMPT_MS;
   for (;;) {
+    const limit = Math.max(1000, Math.min(attemptMs, deadline - Date.now()));
+    const t0 = Date.now();
     try {
-      return await pingAgent(udsPath, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+      return await pingAgent(udsPath, { timeoutMs: limit });
     } catch (err) {
       const transient = isStasisError(err, ErrorCode.EXEC_PROTOCOL) || isStasisError(err, ErrorCode.EXEC_AGENT_UNAVAILABLE);
       if (!transient || Date.now() >= deadline) throw err;
+      if (Date.now() - t0 >= limit) attemptMs *= 2; // ran out, not refused: give a slow guest longer
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -24,4 +24,4 @@ export {
 export { pingAgent, thawGuest, type ThawRequest, type ThawReply } from "./thaw.js";
 export { callAgentOp, type AgentOpOptions } from "./op-call.js";
 export { startGuest, type GuestWorkload, type StartRequest } from "./start.js";
-export { handOverGuest, hostClock, HANDOVER_SEED_BYTES, FIRST_PING_DEADLINE_MS, type HandOver, type HostClock } from "./hand-over.js";
+export { handOverGuest, hostClock, HANDOVER_SEED_BYTES, FIRST_PING_DEADLINE_MS, FIRST_PING_ATTEMPT_MS, type HandOver, type HostClock } from "./hand-over.js";
