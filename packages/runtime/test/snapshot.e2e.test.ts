@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attach, boot, isStasisError, list, readMeta, resolveBaseRootfs, restore, type VmHandle } from "@stasis/runtime";
-import { BUMP, COUNTER_CMD, GUEST_TIME, parseBump, parseGuestTimeNs } from "./support/counter.js";
+import { BUMP, COUNTER_CMD, GUEST_TIME, TICK_SECONDS, parseBump, parseGuestTimeNs } from "./support/counter.js";
 import { TEST_MEMORY_MIB, assertKvm, registryLeftovers, runDirs, runVmTests, usePrivateTmpdir, vmmProcesses } from "./support/vm-env.js";
 
 const MINUTE = 60_000;
@@ -157,7 +157,8 @@ describe.skipIf(!runVmTests)("freeze, thaw, fork (vmstate)", () => {
     const pids = (await vm.exec("cat /tmp/timer.pid /tmp/pipe.pid")).stdout.trim().split("\n");
     const live = await vm.exec(`kill -0 ${pids.join(" ")} && echo alive`);
     expect(live.stdout).toBe("alive\n");
-    const r = await vm.exec("a=$(wc -l < /tmp/ticks); p=$(wc -l < /tmp/piped); sleep 3; echo $a $(wc -l < /tmp/ticks) $p $(wc -l < /tmp/piped)");
+    const wait = 2 * TICK_SECONDS + 1; // at least one tick of each timer, whatever the phase
+    const r = await vm.exec(`a=$(wc -l < /tmp/ticks); p=$(wc -l < /tmp/piped); sleep ${wait}; echo $a $(wc -l < /tmp/ticks) $p $(wc -l < /tmp/piped)`);
     const [ticks0, ticks1, piped0, piped1] = r.stdout.trim().split(/\s+/).map(Number);
     expect(ticks1!).toBeGreaterThan(ticks0!);
     expect(piped1!).toBeGreaterThan(piped0!);

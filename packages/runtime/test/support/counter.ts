@@ -7,16 +7,24 @@
  * The timers wait with the shell's own `read -t` on a FIFO nobody writes:
  * spawning `sleep` every second costs a guest about half a core here
  * (process creation runs emulated), and the tests run several VMs at once.
+ * They tick every TICK_SECONDS, not every second: even without processes a
+ * wake-up costs the guest tens of ms of emulated kernel, and one tick a
+ * second each kept an otherwise idle counter VM at 20% of a core — five of
+ * them (a source and four forks) starved each other and the other test
+ * files into timeouts.
  * Both timers append a line per tick, so a reader counting lines never sees
  * the empty file a truncating rewrite leaves for an instant.
  * "quit <status>" ends the workload with that status.
  */
+/** Seconds between two ticks of the workload's timers. */
+export const TICK_SECONDS = 3;
+
 export const COUNTER_SCRIPT = `
 mkfifo /tmp/req /tmp/resp /tmp/never
 exec 3>>/tmp/open-file.log
-( while :; do echo tick >> /tmp/ticks; read -t 1 x <> /tmp/never; done ) &
+( while :; do echo tick >> /tmp/ticks; read -t ${TICK_SECONDS} x <> /tmp/never; done ) &
 echo $! > /tmp/timer.pid
-( while :; do echo tick; read -t 1 x <> /tmp/never; done ) | ( while read l; do echo "$l" >> /tmp/piped; done ) &
+( while :; do echo tick; read -t ${TICK_SECONDS} x <> /tmp/never; done ) | ( while read l; do echo "$l" >> /tmp/piped; done ) &
 echo $! > /tmp/pipe.pid
 echo $$ > /tmp/counter.pid
 n=0
