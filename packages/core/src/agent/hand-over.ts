@@ -16,6 +16,11 @@ export const HANDOVER_SEED_BYTES = 64;
 
 /** How long a guest gets to answer its first ping, all attempts together. */
 export const FIRST_PING_DEADLINE_MS = 60_000;
+/**
+ * How long `thaw` or `start` may take once sent. Well under a second
+ * normally; a guest sharing the cores with cold boots took over 10 s here.
+ */
+export const HANDOVER_OP_TIMEOUT_MS = 60_000;
 /** The first attempt's own limit; it doubles after each attempt that ran out. */
 export const FIRST_PING_ATTEMPT_MS = 5_000;
 
@@ -76,9 +81,10 @@ export async function handOverGuest(udsPath: string, phases: PhaseTimer, h: Hand
     seed: randomBytes(HANDOVER_SEED_BYTES),
     ...(h.hostname !== undefined ? { hostname: h.hostname } : {}),
   };
+  const op = { timeoutMs: HANDOVER_OP_TIMEOUT_MS };
   const reply = h.workload
-    ? await startGuest(udsPath, { ...thaw, workload: h.workload, ...(h.machineId !== undefined ? { machineId: h.machineId } : {}) })
-    : await thawGuest(udsPath, thaw);
+    ? await startGuest(udsPath, { ...thaw, workload: h.workload, ...(h.machineId !== undefined ? { machineId: h.machineId } : {}) }, op)
+    : await thawGuest(udsPath, thaw, op);
   const phase = h.workload ? "handover.start" : "handover.thaw";
   phases.record(phase, performance.now() - t0);
   for (const [step, ms] of reply.guestSteps) phases.record(`${phase}.guest.${step}`, ms);

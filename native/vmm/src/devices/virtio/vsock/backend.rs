@@ -201,6 +201,7 @@ impl VsockBridge {
     /// Makes the I/O thread do all pending work now (a restored device's
     /// TRANSPORT_RESET, once the vCPUs run).
     pub fn wake(&self) {
+        self.shared.lock().arm_reset();
         sys::eventfd_signal(self.shared.wake.as_raw_fd());
     }
 

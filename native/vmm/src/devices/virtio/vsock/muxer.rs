@@ -56,7 +56,7 @@ const ORPHAN_TX_LIMIT: usize = 64;
 /// and the guest resets that stream too without telling us (it thinks we
 /// forgot it), leaving the host client waiting on a dead stream. Where
 /// guest-kernel code is emulated and several VMs share the cores, the
-/// handling took over 3 s.
+/// handling can take seconds.
 const RESET_ACK_TIMEOUT: Duration = Duration::from_secs(20);
 /// RSTs beyond this are dropped (only reachable by a guest that never
 /// posts RX buffers).
@@ -128,6 +128,8 @@ pub struct Muxer {
     next_host_port: u32,
     next_deadline: Option<Instant>,
     reset_event_pending: bool,
+    /// The vCPUs run (`arm_reset`): the pending TRANSPORT_RESET may go out.
+    reset_armed: bool,
     /// After a TRANSPORT_RESET: the event queue's avail.idx when it was
     /// sent, and until when to wait for the guest to post a new buffer.
     reset_ack: Option<(u16, Instant)>,
@@ -159,6 +161,7 @@ impl Muxer {
             next_host_port: FIRST_HOST_PORT,
             next_deadline: None,
             reset_event_pending: false,
+            reset_armed: true,
             reset_ack: None,
             rx_starved: false,
         }
@@ -191,8 +194,15 @@ impl Muxer {
     /// vCPUs run, and the I/O thread's pump sends it.
     pub fn restore(&mut self, active: Active) {
         self.reset_event_pending = true;
+        self.reset_armed = false;
         self.active = Some(active);
         self.broken = None;
+    }
+
+    /// The vCPUs of a restored VM run: its TRANSPORT_RESET may be sent
+    /// (the next pump sends it before anything else).
+    pub fn arm_reset(&mut self) {
+        self.reset_armed = true;
     }
 
     /// Driver reset: queues gone, every stream the guest knew of closed.
@@ -593,6 +603,11 @@ impl Muxer {
     }
 
     fn pump_active(&mut self, a: &mut Active, mem: &GuestMemory) -> Result<(), DeviceError> {
+        // The reset goes first: a REQUEST delivered before it would be reset
+        // by the guest along with the streams it had, on its side only.
+        if self.reset_event_pending && self.reset_armed {
+            self.send_reset_event(a, mem)?;
+        }
         self.check_reset_ack(a, mem)?;
         loop {
             let tx_throttled = self.process_tx(a, mem)?;
@@ -602,10 +617,13 @@ impl Muxer {
                 break;
             }
         }
-        if self.reset_event_pending {
-            self.send_reset_event(a, mem)?;
-        }
         Ok(())
+    }
+
+    /// Control packets (a host client's REQUEST) wait while the guest has a
+    /// TRANSPORT_RESET still to get or still to finish handling.
+    fn ctrl_blocked(&self) -> bool {
+        self.reset_event_pending || self.reset_ack.is_some()
     }
 
     /// Consumes the TX queue. Returns true when it stopped because too
@@ -758,7 +776,7 @@ impl Muxer {
                 }
                 continue;
             }
-            if let Some(&key) = self.ctrl.front().filter(|_| self.reset_ack.is_none()) {
+            if let Some(&key) = self.ctrl.front().filter(|_| !self.ctrl_blocked()) {
                 let owes = match self.conn(key) {
                     Some(c) if c.ctrl != 0 => true,
                     Some(c) => {

@@ -1149,6 +1149,38 @@ fn after_a_restore_host_streams_wait_until_the_guest_has_handled_the_reset() {
 }
 
 #[test]
+fn a_host_client_of_a_restored_vm_never_gets_ahead_of_the_reset() {
+    // The client connects before the vCPUs run (wake), so its REQUEST and
+    // the TRANSPORT_RESET are due in the same pump: the reset must go
+    // first and the REQUEST wait for the guest to have handled it, or the
+    // guest would reset the new stream on its side only.
+    let mut g = Guest::new("resetrace");
+    let st = g.drv.transport.state();
+    let dir = temp_dir("resetrace2");
+    let bridge2 = VsockBridge::bind(&dir.join("v.sock")).unwrap();
+    let before = g.ev.used_idx(g.mem());
+    let t = MmioTransport::restore(g.drv.mem.clone(), Box::new(bridge2.device()), g.drv.irq.clone(), &st).unwrap();
+    g.drv.transport = t;
+    let old = std::mem::replace(&mut g.bridge, bridge2);
+    old.stop();
+    let _ = std::fs::remove_dir_all(std::mem::replace(&mut g.dir, dir));
+    let mut host = UnixStream::connect(g.path()).unwrap();
+    host.set_read_timeout(Some(WAIT)).unwrap();
+    host.write_all(b"CONNECT 1978\n").unwrap();
+    g.expect_quiet(Duration::from_millis(100));
+    assert_eq!(g.ev.used_idx(g.mem()), before, "no reset before wake");
+    g.bridge.wake();
+    wait_until("TRANSPORT_RESET", || g.ev.used_idx(g.mem()) == before.wrapping_add(1));
+    g.expect_quiet(Duration::from_millis(100));
+    let (id, _) = g.ev.used_elem(g.mem(), before);
+    let mem = g.drv.mem.clone();
+    g.ev.publish(&mem, id as u16);
+    g.drv.notify(EVQ as u32);
+    let (req, _) = g.recv_op(OP_REQUEST);
+    assert_eq!(req.dst_port, 1978);
+}
+
+#[test]
 fn a_restore_keeps_allocating_host_ports_where_the_source_stopped() {
     let mut g = Guest::new("ports");
     let (_h1, s1) = g.host_connect(1978);
