@@ -1113,12 +1113,12 @@ fn host_connect_before_driver_ok_is_delivered_after() {
     assert_eq!(read_exact_n(&mut host, 13), b"late but fine");
 }
 
-#[test]
-fn after_a_restore_host_streams_wait_until_the_guest_has_handled_the_reset() {
-    let mut g = Guest::new("resetack");
+/// Snapshots the device and restores it behind a new bridge (dir `name`):
+/// the same guest memory goes on, as in a restored VM, not yet woken.
+/// Returns the event queue's used index from before the restore.
+fn restore_on_a_new_bridge(g: &mut Guest, name: &str) -> u16 {
     let st = g.drv.transport.state();
-    // The same guest memory continues behind a restored device on a new bridge.
-    let dir = temp_dir("resetack2");
+    let dir = temp_dir(name);
     let bridge2 = VsockBridge::bind(&dir.join("v.sock")).unwrap();
     let before = g.ev.used_idx(g.mem());
     let t = MmioTransport::restore(g.drv.mem.clone(), Box::new(bridge2.device()), g.drv.irq.clone(), &st).unwrap();
@@ -1126,6 +1126,13 @@ fn after_a_restore_host_streams_wait_until_the_guest_has_handled_the_reset() {
     let old = std::mem::replace(&mut g.bridge, bridge2);
     old.stop();
     let _ = std::fs::remove_dir_all(std::mem::replace(&mut g.dir, dir));
+    before
+}
+
+#[test]
+fn after_a_restore_host_streams_wait_until_the_guest_has_handled_the_reset() {
+    let mut g = Guest::new("resetack");
+    let before = restore_on_a_new_bridge(&mut g, "resetack2");
     g.bridge.wake();
     wait_until("TRANSPORT_RESET", || g.ev.used_idx(g.mem()) == before.wrapping_add(1));
     let (id, _) = g.ev.used_elem(g.mem(), before);
@@ -1155,15 +1162,7 @@ fn a_host_client_of_a_restored_vm_never_gets_ahead_of_the_reset() {
     // first and the REQUEST wait for the guest to have handled it, or the
     // guest would reset the new stream on its side only.
     let mut g = Guest::new("resetrace");
-    let st = g.drv.transport.state();
-    let dir = temp_dir("resetrace2");
-    let bridge2 = VsockBridge::bind(&dir.join("v.sock")).unwrap();
-    let before = g.ev.used_idx(g.mem());
-    let t = MmioTransport::restore(g.drv.mem.clone(), Box::new(bridge2.device()), g.drv.irq.clone(), &st).unwrap();
-    g.drv.transport = t;
-    let old = std::mem::replace(&mut g.bridge, bridge2);
-    old.stop();
-    let _ = std::fs::remove_dir_all(std::mem::replace(&mut g.dir, dir));
+    let before = restore_on_a_new_bridge(&mut g, "resetrace2");
     let mut host = UnixStream::connect(g.path()).unwrap();
     host.set_read_timeout(Some(WAIT)).unwrap();
     host.write_all(b"CONNECT 1978\n").unwrap();
