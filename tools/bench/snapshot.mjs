@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadRuntime, round, rss, writeResult } from "./lib.mjs";
+import { loadRuntime, root, round, rss, writeResult } from "./lib.mjs";
 
 const rt = await loadRuntime();
 
